@@ -1,0 +1,33 @@
+# The two commands of the quick start:
+#   make evolve   a short evolution with the CPU-friendly config (configs/quick.json)
+#   make test     bootstrap libtorch if needed, build, run the test suite
+# libtorch 2.11.0 comes from the PyPI torch wheel, kept once per user in a cache
+# and linked here as .venv and .libtorch (see .cargo/config.toml).
+TORCH_VENV ?= $(HOME)/.cache/evolve/torch-2.11.0
+# Data root holding cifar10/ and mnist/; ../shared/datasets when it exists.
+EVOLVE_DATA_DIR ?= $(abspath $(firstword $(wildcard ../shared/datasets) data))
+export EVOLVE_DATA_DIR
+GENERATIONS ?= 5
+
+.PHONY: evolve test build bootstrap bench
+
+evolve: build
+	target/release/evolve --generations $(GENERATIONS) --config configs/quick.json --out runs/quick
+
+test: bootstrap
+	cargo test
+
+build: bootstrap
+	cargo build --release
+
+bench: build
+	cargo bench
+
+bootstrap: .libtorch
+
+.libtorch:
+	@$(TORCH_VENV)/bin/python -c 'import torch; assert torch.__version__.startswith("2.11.0")' 2>/dev/null || \
+	  { echo "installing torch==2.11.0 into $(TORCH_VENV) (once per user, about 4.6 GB)"; \
+	    python3 -m venv $(TORCH_VENV) && $(TORCH_VENV)/bin/pip install --quiet torch==2.11.0; }
+	ln -sfn $(TORCH_VENV) .venv
+	ln -sfn "$$(.venv/bin/python -c 'import os, torch; print(os.path.dirname(torch.__file__))')" .libtorch

@@ -1,0 +1,212 @@
+//! The run configuration: the training protocol (what a fitness evaluation is) and the search
+//! (population, selection, variation). Files in `configs/`; command-line flags override them.
+use crate::error::{Error, Result};
+use crate::train::Task;
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+
+/// How every genome is scored; two runs can share scores only if their protocols are equal.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Protocol {
+    pub tasks: Vec<Task>,
+    /// Training runs per task (each with its own seed).
+    pub seeds: u64,
+    /// Base of the per-run seeds (see `Protocol::run_seed`).
+    #[serde(default)]
+    pub seed: u64,
+}
+
+impl Protocol {
+    /// The seed of run `index` of `task`: every genome gets the same ones (common random numbers,
+    /// and an Adam baseline that is trained once), and a task keeps its seeds when others are
+    /// dropped with `--tasks`.
+    pub fn run_seed(&self, task: &Task, index: u64) -> u64 {
+        let name = task.name.bytes().fold(0xcbf29ce484222325u64, |h, b| {
+            (h ^ b as u64).wrapping_mul(0x100000001b3)
+        });
+        splitmix64(self.seed ^ splitmix64(name ^ splitmix64(index))) >> 1
+    }
+
+    pub fn total_steps(&self) -> u64 {
+        self.tasks.iter().map(|t| t.steps).sum::<u64>() * self.seeds
+    }
+}
+
+fn splitmix64(x: u64) -> u64 {
+    let mut z = x.wrapping_add(0x9e3779b97f4a7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58476d1ce4e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d049bb133111eb);
+    z ^ (z >> 31)
+}
+
+/// The outer loop: Marfinetz 2025's population 50, 50 generations, 3 elites, tournament 4.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Search {
+    pub population: usize,
+    pub generations: usize,
+    pub elites: usize,
+    pub tournament: usize,
+    /// Seed of the GA's random stream.
+    pub seed: u64,
+    /// Start from the shipped genomes (SGD, Adam, AdamW, RMSprop, Lion, Signum, Eve, the
+    /// published one), filling the rest with random genomes.
+    pub include_shipped: bool,
+}
+
+impl Default for Search {
+    fn default() -> Self {
+        Search {
+            population: 50,
+            generations: 50,
+            elites: 3,
+            tournament: 4,
+            seed: 0,
+            include_shipped: true,
+        }
+    }
+}
+
+/// Every rate and bound of the variation operators. Log-scaled scalars are in log10 units.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct GaParams {
+    /// Probability that a child comes from crossover (else it is a copy of one parent).
+    pub crossover_rate: f64,
+    /// Probability that each scalar gene is perturbed.
+    pub mutation_rate: f64,
+    /// Std of the Gaussian step on log10(lr), log10(ε), log10(weight decay), at full strength.
+    pub log_sigma: f64,
+    /// Std of the step on β1 and β2 (then clamped to their ranges).
+    pub beta_sigma: f64,
+    /// Std of the log-normal factor on a term weight.
+    pub weight_sigma: f64,
+    pub add_term_rate: f64,
+    pub remove_term_rate: f64,
+    pub change_term_rate: f64,
+    pub flag_flip_rate: f64,
+    /// Mutation strength falls linearly from 1 to this over the generations.
+    pub final_strength: f64,
+    pub max_terms: usize,
+    pub lr_log10: [f64; 2],
+    pub eps_log10: [f64; 2],
+    pub weight_decay_log10: [f64; 2],
+    pub beta1: [f64; 2],
+    pub beta2: [f64; 2],
+    pub term_weight: [f64; 2],
+    /// Warmup lengths as a fraction of the shortest task's steps.
+    pub warmup_fraction: [f64; 2],
+}
+
+impl Default for GaParams {
+    fn default() -> Self {
+        GaParams {
+            crossover_rate: 0.7,
+            mutation_rate: 0.3,
+            log_sigma: 0.3,
+            beta_sigma: 0.05,
+            weight_sigma: 0.3,
+            add_term_rate: 0.1,
+            remove_term_rate: 0.1,
+            change_term_rate: 0.1,
+            flag_flip_rate: 0.05,
+            final_strength: 0.3,
+            max_terms: 4,
+            lr_log10: [-5.0, -1.0],
+            eps_log10: [-10.0, -6.0],
+            weight_decay_log10: [-6.0, -2.0],
+            beta1: [0.5, 0.999],
+            beta2: [0.8, 0.9999],
+            term_weight: [0.05, 3.0],
+            warmup_fraction: [0.0, 0.3],
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    pub protocol: Protocol,
+    #[serde(default)]
+    pub search: Search,
+    #[serde(default)]
+    pub ga: GaParams,
+}
+
+/// The CPU-friendly default, built in.
+pub const QUICK: &str = include_str!("../configs/quick.json");
+
+impl Config {
+    pub fn from_json(text: &str, origin: &str) -> Result<Config> {
+        let err = |message: String| Error::Config {
+            origin: origin.to_string(),
+            message,
+        };
+        let config: Config = crate::fsutil::parse_json(text).map_err(err)?;
+        config.validate().map_err(err)?;
+        Ok(config)
+    }
+
+    pub fn load(path: &Path) -> Result<Config> {
+        Config::from_json(
+            &crate::fsutil::read_to_string(path)?,
+            &path.display().to_string(),
+        )
+    }
+
+    pub fn quick() -> Config {
+        Config::from_json(QUICK, "configs/quick.json").expect("the built-in config is valid")
+    }
+
+    pub fn validate(&self) -> std::result::Result<(), String> {
+        let p = &self.protocol;
+        if p.tasks.is_empty() {
+            return Err("field `protocol.tasks`: empty; give at least one task".into());
+        }
+        if p.seeds == 0 {
+            return Err("field `protocol.seeds`: 0; allowed: an integer ≥ 1".into());
+        }
+        for (i, t) in p.tasks.iter().enumerate() {
+            if t.steps == 0 || t.batch <= 0 || t.train_subset < t.batch {
+                return Err(format!(
+                    "field `protocol.tasks[{i}]` ({}): steps {}, batch {}, train_subset {}; allowed: steps ≥ 1, batch ≥ 1, train_subset ≥ batch",
+                    t.name, t.steps, t.batch, t.train_subset
+                ));
+            }
+            if p.tasks[..i].iter().any(|o| o.name == t.name) {
+                return Err(format!("field `protocol.tasks[{i}].name`: `{}` appears twice; task names must be unique", t.name));
+            }
+        }
+        let s = &self.search;
+        if s.population < 2 || s.elites >= s.population || s.tournament == 0 {
+            return Err(format!(
+                "field `search`: population {}, elites {}, tournament {}; allowed: population ≥ 2, elites < population, tournament ≥ 1",
+                s.population, s.elites, s.tournament
+            ));
+        }
+        if self.ga.max_terms == 0 || self.ga.max_terms > crate::genome::MAX_TERMS {
+            return Err(format!(
+                "field `ga.max_terms`: {}; allowed: 1..={}",
+                self.ga.max_terms,
+                crate::genome::MAX_TERMS
+            ));
+        }
+        Ok(())
+    }
+
+    /// Keeps only the named tasks (the `--tasks` flag); an unknown name lists the known ones.
+    pub fn select_tasks(&mut self, names: &[String]) -> Result<()> {
+        let known: Vec<String> = self.protocol.tasks.iter().map(|t| t.name.clone()).collect();
+        for n in names {
+            if !known.contains(n) {
+                return Err(Error::Usage(format!(
+                    "--tasks: unknown task `{n}`; this config has: {}",
+                    known.join(", ")
+                )));
+            }
+        }
+        self.protocol.tasks.retain(|t| names.contains(&t.name));
+        Ok(())
+    }
+}

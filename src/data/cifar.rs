@@ -1,0 +1,56 @@
+//! CIFAR-10, official binary layout: records of 1 label byte + 3,072 pixel bytes (R, G, B planes,
+//! row-major), 10,000 per file, in `data_batch_1..5.bin` and `test_batch.bin`, each maybe gzipped.
+use super::{check_labels, read_maybe_gz, Dataset, DatasetKind};
+use crate::error::{Error, Result};
+use std::path::Path;
+use tch::{Kind, Tensor};
+
+pub const RECORD_BYTES: i64 = 1 + 3 * 32 * 32;
+pub const TRAIN_FILES: [&str; 5] = [
+    "data_batch_1.bin",
+    "data_batch_2.bin",
+    "data_batch_3.bin",
+    "data_batch_4.bin",
+    "data_batch_5.bin",
+];
+pub const TEST_FILE: &str = "test_batch.bin";
+
+/// One batch file as (images uint8 `[n,3,32,32]`, labels int64 `[n]`).
+pub fn read_batch(path: &Path) -> Result<(Tensor, Tensor)> {
+    let (found, bytes) = read_maybe_gz(path, DatasetKind::Cifar10)?;
+    let len = bytes.len() as i64;
+    if len == 0 || len % RECORD_BYTES != 0 {
+        return Err(Error::data(
+            &found,
+            format!("truncated or corrupt: {len} bytes is not a whole number of {RECORD_BYTES}-byte records"),
+        ));
+    }
+    let records = Tensor::from_slice(&bytes).view([len / RECORD_BYTES, RECORD_BYTES]);
+    let labels = records.select(1, 0).to_kind(Kind::Int64);
+    check_labels(&labels, 10, &found)?;
+    let images = records
+        .narrow(1, 1, RECORD_BYTES - 1)
+        .reshape([-1, 3, 32, 32]);
+    Ok((images, labels))
+}
+
+pub fn load(dir: &Path) -> Result<Dataset> {
+    if !dir.is_dir() {
+        return Err(super::missing(DatasetKind::Cifar10, dir));
+    }
+    let mut xs = Vec::new();
+    let mut ys = Vec::new();
+    for name in TRAIN_FILES {
+        let (x, y) = read_batch(&dir.join(name))?;
+        xs.push(x);
+        ys.push(y);
+    }
+    let (test_x, test_y) = read_batch(&dir.join(TEST_FILE))?;
+    Ok(Dataset {
+        kind: DatasetKind::Cifar10,
+        train_x: Tensor::cat(&xs, 0),
+        train_y: Tensor::cat(&ys, 0),
+        test_x,
+        test_y,
+    })
+}

@@ -1,0 +1,227 @@
+//! Datasets: readers for the official CIFAR-10 binary and MNIST IDX layouts (raw or gzipped),
+//! download with checksums, verification, the device-resident batch loader, and writers of small
+//! synthetic datasets in the same formats (so the tests exercise the real readers).
+pub mod cifar;
+pub mod download;
+pub mod loader;
+pub mod mnist;
+pub mod synthetic;
+
+use crate::error::{Error, Result};
+use serde::{Deserialize, Serialize};
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use tch::{Device, Kind, Tensor};
+
+/// The environment variable naming the data root when `--data-dir` is not given.
+pub const DATA_ENV: &str = "EVOLVE_DATA_DIR";
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DatasetKind {
+    Cifar10,
+    Mnist,
+}
+
+impl DatasetKind {
+    pub const ALL: [DatasetKind; 2] = [DatasetKind::Cifar10, DatasetKind::Mnist];
+
+    /// The folder under the data root.
+    pub fn dir_name(self) -> &'static str {
+        match self {
+            DatasetKind::Cifar10 => "cifar10",
+            DatasetKind::Mnist => "mnist",
+        }
+    }
+
+    /// Per-channel mean and std of the training set, for normalisation.
+    pub fn mean_std(self) -> (&'static [f64], &'static [f64]) {
+        match self {
+            DatasetKind::Cifar10 => (&[0.4914, 0.4822, 0.4465], &[0.2470, 0.2435, 0.2616]),
+            DatasetKind::Mnist => (&[0.1307], &[0.3081]),
+        }
+    }
+
+    /// Random crop with padding 4 and horizontal flip suit natural images, not digits.
+    pub fn augment(self) -> bool {
+        self == DatasetKind::Cifar10
+    }
+
+    pub fn num_classes(self) -> i64 {
+        10
+    }
+
+    /// (channels, height, width)
+    pub fn image_shape(self) -> (i64, i64, i64) {
+        match self {
+            DatasetKind::Cifar10 => (3, 32, 32),
+            DatasetKind::Mnist => (1, 28, 28),
+        }
+    }
+}
+
+/// Images as uint8 `[N, C, H, W]`, labels as int64 `[N]`, wherever they were put.
+pub struct Dataset {
+    pub kind: DatasetKind,
+    pub train_x: Tensor,
+    pub train_y: Tensor,
+    pub test_x: Tensor,
+    pub test_y: Tensor,
+}
+
+impl Dataset {
+    /// Reads `ROOT/cifar10` or `ROOT/mnist`; a missing folder gets an error that says how to fix it.
+    pub fn load(kind: DatasetKind, root: &Path) -> Result<Dataset> {
+        let dir = root.join(kind.dir_name());
+        match kind {
+            DatasetKind::Cifar10 => cifar::load(&dir),
+            DatasetKind::Mnist => mnist::load(&dir),
+        }
+    }
+
+    pub fn to_device(&self, device: Device) -> Dataset {
+        Dataset {
+            kind: self.kind,
+            train_x: self.train_x.to_device(device),
+            train_y: self.train_y.to_device(device),
+            test_x: self.test_x.to_device(device),
+            test_y: self.test_y.to_device(device),
+        }
+    }
+
+    /// Turns uint8 images into normalised float input for the network.
+    pub fn normalise(&self, x_uint8: &Tensor) -> Tensor {
+        self.normalise_float(&(x_uint8.to_kind(Kind::Float) / 255.0))
+    }
+
+    /// Normalises images already scaled to [0, 1].
+    pub fn normalise_float(&self, x: &Tensor) -> Tensor {
+        let (mean, std) = self.kind.mean_std();
+        let shape = [1, mean.len() as i64, 1, 1];
+        let stat = |s: &[f64]| {
+            Tensor::from_slice(s)
+                .to_kind(Kind::Float)
+                .view(shape)
+                .to_device(x.device())
+        };
+        (x - stat(mean)) / stat(std)
+    }
+}
+
+/// The data root: `--data-dir`, else `$EVOLVE_DATA_DIR`, else `./data`.
+pub fn resolve_root(flag: Option<&Path>) -> PathBuf {
+    flag.map(Path::to_path_buf)
+        .or_else(|| std::env::var_os(DATA_ENV).map(PathBuf::from))
+        .unwrap_or_else(|| PathBuf::from("data"))
+}
+
+/// The message for a dataset that is not where we looked.
+pub fn missing(kind: DatasetKind, looked_for: &Path) -> Error {
+    let root = looked_for
+        .parent()
+        .and_then(Path::parent)
+        .unwrap_or(Path::new("."));
+    Error::data(
+        looked_for,
+        format!(
+            "not found. The data root is {} (from --data-dir, else ${DATA_ENV}, else ./data) and should hold {}/. \
+             Fetch it with `evolve data download --data-dir {}`, or point --data-dir (or ${DATA_ENV}) at a folder \
+             holding cifar10/ and mnist/ in the official layouts.",
+            root.display(),
+            kind.dir_name(),
+            root.display()
+        ),
+    )
+}
+
+/// Reads `path`, or `path.gz` decompressed, whichever exists (the plain file first).
+pub fn read_maybe_gz(path: &Path, kind: DatasetKind) -> Result<(PathBuf, Vec<u8>)> {
+    let gz = PathBuf::from(format!("{}.gz", path.display()));
+    if path.exists() {
+        let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+        return Ok((path.to_path_buf(), bytes));
+    }
+    if gz.exists() {
+        let file = std::fs::File::open(&gz).map_err(|e| Error::io(&gz, e))?;
+        let mut bytes = Vec::new();
+        flate2::read::GzDecoder::new(std::io::BufReader::new(file))
+            .read_to_end(&mut bytes)
+            .map_err(|e| Error::data(&gz, format!("corrupt or truncated gzip file: {e}")))?;
+        return Ok((gz, bytes));
+    }
+    Err(missing(kind, path))
+}
+
+/// Checks that every label is in `0..classes`; `labels` is int64.
+pub fn check_labels(labels: &Tensor, classes: i64, path: &Path) -> Result<()> {
+    if labels.numel() == 0 {
+        return Err(Error::data(path, "holds no records"));
+    }
+    let (lo, hi) = (labels.min().int64_value(&[]), labels.max().int64_value(&[]));
+    if lo < 0 || hi >= classes {
+        return Err(Error::data(
+            path,
+            format!(
+                "label {} is outside the allowed range 0..={}",
+                if lo < 0 { lo } else { hi },
+                classes - 1
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// What `evolve data verify` reports for one dataset.
+#[derive(Debug, Serialize)]
+pub struct DatasetReport {
+    pub dataset: DatasetKind,
+    pub folder: PathBuf,
+    pub files: Vec<(String, u64)>,
+    pub train: usize,
+    pub test: usize,
+    pub label_range: (i64, i64),
+    pub train_histogram: Vec<i64>,
+    pub test_histogram: Vec<i64>,
+}
+
+/// Loads every dataset present under `root` and summarises it; a corrupt one is an error.
+/// Returns the reports and the datasets that were absent.
+pub fn verify(root: &Path) -> Result<(Vec<DatasetReport>, Vec<DatasetKind>)> {
+    let mut reports = Vec::new();
+    let mut absent = Vec::new();
+    for kind in DatasetKind::ALL {
+        let folder = root.join(kind.dir_name());
+        if !folder.is_dir() {
+            absent.push(kind);
+            continue;
+        }
+        let data = Dataset::load(kind, root)?;
+        let mut files: Vec<(String, u64)> = std::fs::read_dir(&folder)
+            .map_err(|e| Error::io(&folder, e))?
+            .filter_map(|e| e.ok())
+            .filter_map(|e| {
+                Some((
+                    e.file_name().to_string_lossy().into_owned(),
+                    e.metadata().ok()?.len(),
+                ))
+            })
+            .collect();
+        files.sort();
+        let histogram = |y: &Tensor| {
+            Vec::<i64>::try_from(&y.bincount(None::<Tensor>, kind.num_classes()))
+                .expect("int64 histogram")
+        };
+        let all = Tensor::cat(&[&data.train_y, &data.test_y], 0);
+        reports.push(DatasetReport {
+            dataset: kind,
+            folder,
+            files,
+            train: data.train_y.size()[0] as usize,
+            test: data.test_y.size()[0] as usize,
+            label_range: (all.min().int64_value(&[]), all.max().int64_value(&[])),
+            train_histogram: histogram(&data.train_y),
+            test_histogram: histogram(&data.test_y),
+        });
+    }
+    Ok((reports, absent))
+}

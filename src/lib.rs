@@ -1,0 +1,20 @@
+//! `evolve`: discover deep-learning optimizers by genetic algorithm.
+//!
+//! genome (what an optimizer is) → optim (how it updates weights) → train/fitness (how good it
+//! is) → ga/evolution (how better ones are bred) → report (what a researcher reads).
+pub mod error;
+pub mod fsutil;
+pub mod genome;
+pub mod optim;
+
+pub use error::{Error, Result};
+pub use genome::Genome;
+pub mod config;
+pub mod data;
+pub mod device;
+pub mod evaluator;
+pub mod fitness;
+pub mod interrupt;
+pub mod models;
+pub mod report;
+pub mod train;

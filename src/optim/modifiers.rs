@@ -1,0 +1,67 @@
+//! Modifiers that wrap the summed direction: RAdam rectification, per-tensor norms for the
+//! LAMB trust ratio and DiffGrad friction. Lookahead lives in the engine (it touches the weights).
+use tch::Tensor;
+
+/// RAdam's rectification for step number `t` (from 1), in the Eve library's form: `Some(r_t)`
+/// (already divided by `1−β1^t`) when the variance is tractable (`N_t ≥ 5`), else `None`, in which
+/// case the step is plain momentum `m/(1−β1^t)`.
+pub fn radam_rectifier(beta1: f64, beta2: f64, t: f64) -> Option<f64> {
+    let n_max = 2.0 / (1.0 - beta2) - 1.0;
+    let b2t = beta2.powf(t);
+    let n_t = n_max - 2.0 * t * b2t / (1.0 - b2t);
+    if n_t < 5.0 {
+        return None;
+    }
+    let r = ((1.0 - b2t) * (n_t - 4.0) / (n_max - 4.0) * (n_t - 2.0) / n_t * n_max / (n_max - 2.0))
+        .sqrt();
+    Some(r / (1.0 - beta1.powf(t)))
+}
+
+/// The parameter tensors laid end to end in one flat buffer: per-tensor reductions
+/// (norms for trust ratio and DiffGrad) become one segmented reduction instead of a loop.
+pub struct Segments {
+    lengths: Tensor,
+    total: i64,
+}
+
+impl Segments {
+    pub fn new(numels: &[i64], device: tch::Device) -> Segments {
+        Segments {
+            lengths: Tensor::from_slice(numels).to_device(device),
+            total: numels.iter().sum(),
+        }
+    }
+
+    /// ‖x‖₂ of each tensor's slice of the flat buffer `x`.
+    pub fn norms(&self, x: &Tensor) -> Tensor {
+        Tensor::segment_reduce(
+            &x.square(),
+            "sum",
+            Some(&self.lengths),
+            None,
+            None,
+            0,
+            false,
+            0.0,
+        )
+        .sqrt()
+    }
+
+    /// Broadcasts one value per tensor back over the flat buffer.
+    pub fn expand(&self, per_tensor: &Tensor) -> Tensor {
+        per_tensor.repeat_interleave_self_tensor(&self.lengths, 0, self.total)
+    }
+}
+
+/// LAMB trust ratio as the Eve library writes it: `min(‖w‖, 10) / ‖w_d − η·s‖`, 1 where either
+/// norm is 0. `w_norm` is taken before weight decay, `update_norm` after it.
+pub fn trust_ratio(w_norm: &Tensor, update_norm: &Tensor) -> Tensor {
+    let ratio = w_norm.clamp_max(10.0) / update_norm;
+    let usable = w_norm.gt(0.0).logical_and(&update_norm.gt(0.0));
+    ratio.where_self(&usable, &ratio.ones_like())
+}
+
+/// DiffGrad friction, one scalar per tensor: `sigmoid(‖g_prev − g‖₂)`.
+pub fn diffgrad_friction(diff_norm: &Tensor) -> Tensor {
+    diff_norm.sigmoid()
+}
