@@ -97,4 +97,17 @@ impl Score {
     pub fn seconds(&self) -> f64 {
         self.tasks.iter().map(|t| t.seconds).sum()
     }
+
+    /// The same score without per-step loss curves and timings (what run directories keep:
+    /// compact, and equal between two runs that trained the same way).
+    pub fn without_curves(mut self) -> Score {
+        for task in &mut self.tasks {
+            task.seconds = 0.0;
+            for run in &mut task.runs {
+                run.losses = Vec::new();
+                run.seconds = 0.0;
+            }
+        }
+        self
+    }
 }

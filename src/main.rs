@@ -3,6 +3,7 @@ use clap::{Args, Parser, Subcommand};
 use evolve::config::Config;
 use evolve::data::{self, DatasetKind};
 use evolve::evaluator::Evaluator;
+use evolve::evolution::{self, RunOptions};
 use evolve::genome::Genome;
 use evolve::report::{self, ReplayDocument, ReplayEntry};
 use evolve::{Error, Result};
@@ -39,6 +40,22 @@ enum Command {
     /// Download or verify datasets.
     #[command(subcommand)]
     Data(DataCommand),
+    /// Write a run's best genome (or a genome file) as JSON or as a PyTorch optimizer.
+    Export {
+        /// A run directory (runs/NAME) or a genome file.
+        source: PathBuf,
+        /// Output file (default: standard output).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        #[arg(long, value_enum, default_value = "json")]
+        format: ExportFormat,
+    },
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum ExportFormat {
+    Json,
+    Pytorch,
 }
 
 #[derive(Subcommand)]
@@ -94,8 +111,26 @@ struct ReplayArgs {
 
 #[derive(Args)]
 struct EvolveArgs {
+    /// Generations to run.
     #[arg(long)]
     generations: Option<usize>,
+    /// Genomes per generation.
+    #[arg(long)]
+    population: Option<usize>,
+    /// Seed of the GA and of the training runs.
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Run directory (default: runs/<config>-<unix time>).
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Continue the run in this directory exactly where it stopped.
+    #[arg(long, conflicts_with = "out")]
+    resume: Option<PathBuf>,
+    /// No progress bars or per-generation lines.
+    #[arg(long)]
+    quiet: bool,
+    #[command(flatten)]
+    protocol: ProtocolArgs,
 }
 
 fn parse_dataset(s: &str) -> std::result::Result<DatasetKind, String> {
@@ -108,10 +143,23 @@ fn parse_dataset(s: &str) -> std::result::Result<DatasetKind, String> {
 impl ProtocolArgs {
     /// The config file with these flags applied.
     fn config(&self) -> Result<Config> {
-        let mut config = match &self.config {
+        let config = match &self.config {
             Some(path) => Config::load(path)?,
             None => Config::quick(),
         };
+        self.apply(config)
+    }
+
+    /// Whether any flag that changes the protocol was given.
+    fn changes_protocol(&self) -> bool {
+        self.config.is_some()
+            || !self.tasks.is_empty()
+            || self.steps.is_some()
+            || self.seeds.is_some()
+            || self.train_subset.is_some()
+    }
+
+    fn apply(&self, mut config: Config) -> Result<Config> {
         if !self.tasks.is_empty() {
             config.select_tasks(&self.tasks)?;
         }
@@ -144,13 +192,16 @@ fn main() -> ExitCode {
                 .map(|_| println!("datasets installed under {}", root.display()))
         }
         Some(Command::Data(DataCommand::Verify { root })) => verify(root),
-        None => Err(Error::Usage(format!(
-            "evolution is not wired yet (--generations {:?})",
-            cli.evolve.generations
-        ))),
+        Some(Command::Export {
+            source,
+            out,
+            format,
+        }) => export(&source, out.as_deref(), format),
+        None => evolution(&cli.evolve),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
+        Err(Error::Interrupted) => ExitCode::from(130),
         Err(e) => {
             eprintln!("error: {e}");
             ExitCode::FAILURE
@@ -286,6 +337,121 @@ fn verify(root: Option<PathBuf>) -> Result<()> {
     }
     if reports.is_empty() {
         return Err(data::missing(DatasetKind::Cifar10, &root.join("cifar10")));
+    }
+    Ok(())
+}
+
+impl EvolveArgs {
+    fn changes_search(&self) -> bool {
+        self.generations.is_some() || self.population.is_some() || self.seed.is_some()
+    }
+
+    fn apply(&self, config: Config) -> Result<Config> {
+        let mut config = self.protocol.apply(config)?;
+        config.search.generations = self.generations.unwrap_or(config.search.generations);
+        config.search.population = self.population.unwrap_or(config.search.population);
+        if let Some(seed) = self.seed {
+            config.search.seed = seed;
+            config.protocol.seed = seed;
+        }
+        config
+            .validate()
+            .map_err(|m| Error::Usage(format!("after applying flags: {m}")))?;
+        Ok(config)
+    }
+}
+
+fn evolution(args: &EvolveArgs) -> Result<()> {
+    evolve::interrupt::install();
+    let options = RunOptions {
+        device: evolve::device::parse(&args.protocol.device)?,
+        data_root: data::resolve_root(args.protocol.data_dir.as_deref()),
+        quiet: args.quiet,
+    };
+    let (dir, result) = match &args.resume {
+        Some(dir) => {
+            let requested = if args.protocol.changes_protocol() || args.changes_search() {
+                let base = match &args.protocol.config {
+                    Some(path) => Config::load(path)?,
+                    None => Config::load(&dir.join(evolution::CONFIG))?,
+                };
+                Some(args.apply(base)?)
+            } else {
+                None
+            };
+            (
+                dir.clone(),
+                evolution::resume(dir, requested.as_ref(), &options),
+            )
+        }
+        None => {
+            let config = args.protocol.config().and_then(|c| args.apply(c))?;
+            let dir = args.out.clone().unwrap_or_else(|| {
+                let stem = args
+                    .protocol
+                    .config
+                    .as_deref()
+                    .and_then(|p| p.file_stem())
+                    .map(|s| s.to_string_lossy().into_owned())
+                    .unwrap_or_else(|| "quick".into());
+                let now = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map(|d| d.as_secs())
+                    .unwrap_or(0);
+                PathBuf::from(format!("runs/{stem}-{now}"))
+            });
+            if !args.quiet {
+                eprintln!(
+                    "evolving into {} on {}",
+                    dir.display(),
+                    evolve::device::describe(options.device)
+                );
+            }
+            (dir.clone(), evolution::start(config, &dir, &options))
+        }
+    };
+    match result {
+        Ok(cp) => {
+            if let Some(best) = &cp.best {
+                println!(
+                    "best: {} ({:.4}× Adam) {}",
+                    best.genome.label(),
+                    best.score.vs_adam,
+                    best.genome.describe()
+                );
+            }
+            println!("run directory: {} (best.json, summary.md, fitness.svg, history.jsonl); {} training steps", dir.display(), cp.total_steps);
+            Ok(())
+        }
+        Err(Error::Interrupted) => {
+            eprintln!(
+                "interrupted; progress is saved. Resume with: evolve --resume {}",
+                dir.display()
+            );
+            Err(Error::Interrupted)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+fn export(
+    source: &std::path::Path,
+    out: Option<&std::path::Path>,
+    format: ExportFormat,
+) -> Result<()> {
+    let (genome, score) = evolve::export::source(source)?;
+    let text = match format {
+        ExportFormat::Json => {
+            serde_json::to_string_pretty(&genome).expect("plain data serialises") + "\n"
+        }
+        ExportFormat::Pytorch => evolve::export::pytorch_source(&genome, score.as_ref()),
+    };
+    match out {
+        Some(path) => {
+            evolve::fsutil::write_atomic(path, text.as_bytes())?;
+            eprintln!("wrote {}", path.display());
+        }
+        None => print!("{text}"),
     }
     Ok(())
 }
