@@ -27,11 +27,8 @@ impl Evaluator {
     pub fn new(protocol: &Protocol, device: Device, root: &Path) -> Result<Evaluator> {
         let mut data = HashMap::new();
         for task in &protocol.tasks {
-            if !data.contains_key(&task.dataset) {
-                data.insert(
-                    task.dataset,
-                    Dataset::load(task.dataset, root)?.to_device(device),
-                );
+            if let std::collections::hash_map::Entry::Vacant(slot) = data.entry(task.dataset) {
+                slot.insert(Dataset::load(task.dataset, root)?.to_device(device));
             }
         }
         Ok(Evaluator {

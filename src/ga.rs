@@ -130,33 +130,37 @@ impl Ga {
         if terms.is_empty() {
             terms.push(a.terms[0].clone());
         }
-        let mut pick = |x: &Genome, y: &Genome| {
-            if self.rng.gen_bool(0.5) {
-                x.clone()
-            } else {
-                y.clone()
-            }
-        };
-        let child = Genome {
+        let mut child = Genome {
             name: None,
             terms,
-            lr: pick(a, b).lr,
-            beta1: pick(a, b).beta1,
-            beta2: pick(a, b).beta2,
-            eps: pick(a, b).eps,
-            weight_decay: pick(a, b).weight_decay,
-            bias_correction: pick(a, b).bias_correction,
-            use_m: pick(a, b).use_m,
-            use_v: pick(a, b).use_v,
-            grad_clip: pick(a, b).grad_clip,
-            warmup_steps: pick(a, b).warmup_steps,
-            cosine_decay: pick(a, b).cosine_decay,
-            sign_decay: pick(a, b).sign_decay,
-            radam: pick(a, b).radam,
-            trust_ratio: pick(a, b).trust_ratio,
-            diffgrad: pick(a, b).diffgrad,
-            lookahead: pick(a, b).lookahead,
+            ..a.clone()
         };
+        // Uniform crossover: each scalar and flag from either parent with equal chance.
+        macro_rules! from_either {
+            ($($field:ident),*) => {$(
+                if self.rng.gen_bool(0.5) {
+                    child.$field = b.$field.clone();
+                }
+            )*};
+        }
+        from_either!(
+            lr,
+            beta1,
+            beta2,
+            eps,
+            weight_decay,
+            bias_correction,
+            use_m,
+            use_v,
+            grad_clip,
+            warmup_steps,
+            cosine_decay,
+            sign_decay,
+            radam,
+            trust_ratio,
+            diffgrad,
+            lookahead
+        );
         child
     }
 
@@ -209,27 +213,22 @@ impl Ga {
             c.terms[i].kind = *TermKind::ALL.choose(&mut self.rng).expect("non-empty");
         }
         let flip = p.flag_flip_rate;
-        if self.chance(flip) {
-            c.bias_correction = !c.bias_correction;
+        macro_rules! flip {
+            ($($flag:ident),*) => {$(
+                if self.chance(flip) {
+                    c.$flag = !c.$flag;
+                }
+            )*};
         }
-        if self.chance(flip) {
-            c.cosine_decay = !c.cosine_decay;
-        }
-        if self.chance(flip) {
-            c.radam = !c.radam;
-        }
-        if self.chance(flip) {
-            c.trust_ratio = !c.trust_ratio;
-        }
-        if self.chance(flip) {
-            c.diffgrad = !c.diffgrad;
-        }
-        if self.chance(flip) {
-            c.use_m = !c.use_m;
-        }
-        if self.chance(flip) {
-            c.use_v = !c.use_v;
-        }
+        flip!(
+            bias_correction,
+            cosine_decay,
+            radam,
+            trust_ratio,
+            diffgrad,
+            use_m,
+            use_v
+        );
         if self.chance(flip) {
             c.warmup_steps = if c.warmup_steps > 0 {
                 0

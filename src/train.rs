@@ -38,6 +38,10 @@ pub struct RunMetrics {
     pub seconds: f64,
 }
 
+/// libtorch draws from one process-wide generator, so two runs training at once would interleave
+/// their random numbers and lose reproducibility. Runs hold this lock from seeding to the end.
+static GLOBAL_RNG: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 /// Trains a fresh model of `task` with `genome` from `seed`. `data` must already be on `device`.
 /// A diverging genome stops early and comes back flagged, never as an error; `on_step` is told
 /// how many steps are done (for progress bars).
@@ -49,6 +53,9 @@ pub fn train_run(
     device: Device,
     on_step: &dyn Fn(u64),
 ) -> Result<RunMetrics> {
+    let _rng = GLOBAL_RNG
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
     let start = std::time::Instant::now();
     tch::manual_seed(seed as i64);
     let vs = nn::VarStore::new(device);

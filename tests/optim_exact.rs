@@ -391,7 +391,7 @@ fn check_eve(
             w[i].copy_(&(decayed - step * (lr * xi * phi)));
         }
         if let Some(la) = lookahead {
-            if (s as u64 + 1) % la.k == 0 {
+            if (s as u64 + 1).is_multiple_of(la.k) {
                 for i in 0..w.len() {
                     slow[i] = &slow[i] + (&w[i] - &slow[i]) * la.alpha;
                     w[i].copy_(&slow[i]);

@@ -15,7 +15,8 @@ fn image(rng: &mut ChaCha8Rng, class: u8, channels: usize, side: usize) -> Vec<u
         let base = 40 + ((c * 37 + ch * 71) % 160);
         for y in 0..side {
             for x in 0..side {
-                let stripe = if (if c % 2 == 0 { y } else { x } / (1 + c / 2)) % 2 == 0 {
+                let along = if c.is_multiple_of(2) { y } else { x };
+                let stripe = if (along / (1 + c / 2)).is_multiple_of(2) {
                     50
                 } else {
                     0

@@ -135,7 +135,7 @@ impl UpdateRule {
         let _ = self.flat.g_sub_(&step);
 
         if let (Some(la), Some(slow)) = (self.genome.lookahead, &mut self.slow) {
-            if (s + 1) % la.k == 0 {
+            if (s + 1).is_multiple_of(la.k) {
                 let _ = slow.lerp_(&self.flat, la.alpha);
                 self.flat.copy_(slow);
             }

@@ -1,0 +1,266 @@
+//! Dataset readers on synthetic files in the real formats, the download install path, `evolve
+//! data verify`, and (when ../shared is present) the real CIFAR-10 and MNIST copies.
+use evolve::data::download::{install, md5_hex, Source};
+use evolve::data::{self, cifar, mnist, synthetic, Dataset, DatasetKind};
+use std::io::Write;
+use std::path::Path;
+use std::process::Command;
+
+fn counts(d: &Dataset) -> (i64, i64) {
+    (d.train_y.size()[0], d.test_y.size()[0])
+}
+
+#[test]
+fn cifar_reader_reads_raw_and_gzipped_batches() {
+    for gzip in [false, true] {
+        let dir = tempfile::tempdir().unwrap();
+        synthetic::write_cifar10(&dir.path().join("cifar10"), 30, 20, gzip, 1).unwrap();
+        let d = Dataset::load(DatasetKind::Cifar10, dir.path()).unwrap();
+        assert_eq!(counts(&d), (150, 20));
+        assert_eq!(d.train_x.size(), [150, 3, 32, 32]);
+        assert_eq!(d.train_x.kind(), tch::Kind::Uint8);
+        // Synthetic labels cycle 0..9 within each batch.
+        assert_eq!(
+            Vec::<i64>::try_from(&d.train_y.narrow(0, 28, 4)).unwrap(),
+            [8, 9, 0, 1]
+        );
+    }
+}
+
+#[test]
+fn mnist_reader_reads_raw_and_gzipped_idx() {
+    for gzip in [false, true] {
+        let dir = tempfile::tempdir().unwrap();
+        synthetic::write_mnist(&dir.path().join("mnist"), 50, 10, gzip, 2).unwrap();
+        let d = Dataset::load(DatasetKind::Mnist, dir.path()).unwrap();
+        assert_eq!(counts(&d), (50, 10));
+        assert_eq!(d.train_x.size(), [50, 1, 28, 28]);
+        assert_eq!(
+            Vec::<i64>::try_from(&d.train_y.narrow(0, 0, 3)).unwrap(),
+            [0, 7, 4]
+        );
+    }
+}
+
+fn load_err(kind: DatasetKind, root: &Path) -> String {
+    Dataset::load(kind, root)
+        .err()
+        .expect("should fail")
+        .to_string()
+}
+
+#[test]
+fn truncated_and_corrupt_files_are_reported_with_their_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = dir.path().join("cifar10");
+    synthetic::write_cifar10(&c, 10, 10, false, 1).unwrap();
+    let batch = c.join(cifar::TRAIN_FILES[2]);
+    let bytes = std::fs::read(&batch).unwrap();
+    std::fs::write(&batch, &bytes[..bytes.len() - 100]).unwrap();
+    let m = load_err(DatasetKind::Cifar10, dir.path());
+    assert!(
+        m.contains("data_batch_3.bin") && m.contains("truncated"),
+        "{m}"
+    );
+
+    // A label outside 0..9.
+    let mut bad = bytes.clone();
+    bad[0] = 12;
+    std::fs::write(&batch, &bad).unwrap();
+    let m = load_err(DatasetKind::Cifar10, dir.path());
+    assert!(m.contains("label 12") && m.contains("0..=9"), "{m}");
+
+    // A gzip cut short.
+    std::fs::remove_file(&batch).unwrap();
+    let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    enc.write_all(&bytes).unwrap();
+    let gz = enc.finish().unwrap();
+    std::fs::write(c.join("data_batch_3.bin.gz"), &gz[..gz.len() / 2]).unwrap();
+    let m = load_err(DatasetKind::Cifar10, dir.path());
+    assert!(
+        m.contains("data_batch_3.bin.gz") && m.contains("corrupt or truncated gzip"),
+        "{m}"
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let mn = dir.path().join("mnist");
+    synthetic::write_mnist(&mn, 20, 5, false, 1).unwrap();
+    let images = mn.join(mnist::TRAIN_IMAGES);
+    let bytes = std::fs::read(&images).unwrap();
+    std::fs::write(&images, &bytes[..bytes.len() - 7]).unwrap();
+    let m = load_err(DatasetKind::Mnist, dir.path());
+    assert!(
+        m.contains("train-images-idx3-ubyte") && m.contains("truncated"),
+        "{m}"
+    );
+    let mut wrong_magic = bytes.clone();
+    wrong_magic[3] = 1;
+    std::fs::write(&images, &wrong_magic).unwrap();
+    assert!(load_err(DatasetKind::Mnist, dir.path()).contains("magic"));
+}
+
+#[test]
+fn a_missing_dataset_says_where_it_looked_and_how_to_fix_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = load_err(DatasetKind::Cifar10, dir.path());
+    assert!(
+        m.contains(&dir.path().join("cifar10").display().to_string()),
+        "{m}"
+    );
+    assert!(
+        m.contains("evolve data download")
+            && m.contains("--data-dir")
+            && m.contains(data::DATA_ENV),
+        "{m}"
+    );
+}
+
+/// A CIFAR-10 archive laid out like the official one, made here.
+fn make_cifar_archive(path: &Path) {
+    let src = tempfile::tempdir().unwrap();
+    synthetic::write_cifar10(src.path(), 10, 10, false, 3).unwrap();
+    std::fs::write(src.path().join("batches.meta.txt"), "airplane\n").unwrap();
+    let file = std::fs::File::create(path).unwrap();
+    let mut tar = tar::Builder::new(flate2::write::GzEncoder::new(
+        file,
+        flate2::Compression::fast(),
+    ));
+    tar.append_dir_all("cifar-10-batches-bin", src.path())
+        .unwrap();
+    tar.into_inner().unwrap().finish().unwrap();
+}
+
+#[test]
+fn download_install_verifies_checksums_and_unpacks() {
+    let work = tempfile::tempdir().unwrap();
+    let archive = work.path().join("cifar-10-binary.tar.gz");
+    make_cifar_archive(&archive);
+    let md5 = md5_hex(&archive).unwrap();
+    let source = |md5| Source {
+        md5,
+        ..evolve::data::download::CIFAR10
+    };
+
+    // Wrong checksum: refused, nothing installed.
+    let root = work.path().join("root");
+    let err = install(&source("00000000000000000000000000000000"), &archive, &root)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("checksum mismatch") && err.contains(&md5),
+        "{err}"
+    );
+    assert!(!root.join("cifar10").exists());
+
+    // Truncated download whose bytes happen to match the expected sum: unpacking fails whole.
+    let bytes = std::fs::read(&archive).unwrap();
+    let cut = work.path().join("cut.tar.gz");
+    std::fs::write(&cut, &bytes[..bytes.len() * 2 / 3]).unwrap();
+    let cut_md5 = md5_hex(&cut).unwrap();
+    let err = install(&source(&cut_md5), &cut, &root)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("corrupt or truncated archive") || err.contains("lacks"),
+        "{err}"
+    );
+    assert!(!root.join("cifar10").exists());
+
+    // The good archive installs and loads.
+    install(&source(&md5), &archive, &root).unwrap();
+    let d = Dataset::load(DatasetKind::Cifar10, &root).unwrap();
+    assert_eq!(counts(&d), (50, 10));
+    assert!(root.join("cifar10/batches.meta.txt").exists());
+
+    // MNIST files are verified and copied as they are.
+    let mn = tempfile::tempdir().unwrap();
+    synthetic::write_mnist(mn.path(), 20, 10, true, 4).unwrap();
+    for s in evolve::data::download::MNIST {
+        let file = mn.path().join(s.file);
+        let sum = md5_hex(&file).unwrap();
+        install(
+            &Source {
+                md5: &sum,
+                ..s.clone()
+            },
+            &file,
+            &root,
+        )
+        .unwrap();
+    }
+    assert_eq!(
+        counts(&Dataset::load(DatasetKind::Mnist, &root).unwrap()),
+        (20, 10)
+    );
+    let official = &evolve::data::download::MNIST[0];
+    assert_eq!(official.md5.len(), 32);
+    assert!(install(official, &mn.path().join(official.file), &root)
+        .unwrap_err()
+        .to_string()
+        .contains("checksum mismatch"));
+}
+
+#[test]
+fn verify_command_reports_counts_and_histograms_and_fails_on_corruption() {
+    let root = tempfile::tempdir().unwrap();
+    synthetic::write_root(root.path(), 9).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_evolve"))
+        .args(["data", "verify"])
+        .arg(root.path())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("cifar10")
+            && text.contains("1000 train, 200 test")
+            && text.contains("labels 0..=9"),
+        "{text}"
+    );
+    assert!(
+        text.contains("train histogram: [100, 100, 100, 100, 100, 100, 100, 100, 100, 100]"),
+        "{text}"
+    );
+    assert!(
+        text.contains("data_batch_1.bin.gz"),
+        "file sizes are listed: {text}"
+    );
+
+    let batch = root.path().join("cifar10/test_batch.bin.gz");
+    let bytes = std::fs::read(&batch).unwrap();
+    std::fs::write(&batch, &bytes[..bytes.len() / 3]).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_evolve"))
+        .args(["data", "verify"])
+        .arg(root.path())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("test_batch.bin.gz"));
+}
+
+/// The real copies in ../shared/datasets (CI has them beside the clone).
+#[test]
+fn real_cifar10_and_mnist_load_with_the_published_counts() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/datasets");
+    if !root.join("cifar10").is_dir() {
+        eprintln!("skipping: {} not present", root.display());
+        return;
+    }
+    let c = Dataset::load(DatasetKind::Cifar10, &root).unwrap();
+    assert_eq!(counts(&c), (50_000, 10_000));
+    assert_eq!(
+        Vec::<i64>::try_from(&c.train_y.bincount(None::<tch::Tensor>, 10)).unwrap(),
+        vec![5000; 10]
+    );
+    assert_eq!(
+        Vec::<i64>::try_from(&c.test_y.bincount(None::<tch::Tensor>, 10)).unwrap(),
+        vec![1000; 10]
+    );
+    let m = Dataset::load(DatasetKind::Mnist, &root).unwrap();
+    assert_eq!(counts(&m), (60_000, 10_000));
+    assert_eq!(m.train_x.size(), [60_000, 1, 28, 28]);
+}

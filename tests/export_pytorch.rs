@@ -1,0 +1,138 @@
+//! The exported PyTorch optimizer, run by the project's own torch (.venv), against the Rust
+//! engine on the same fixed problem for 50 steps.
+mod common;
+use common::{genome_file, max_rel_error, Problem};
+use evolve::genome::{Genome, Lookahead, SignDecay, Term, TermKind};
+use std::path::Path;
+use tch::{Kind, Tensor};
+
+const STEPS: usize = 50;
+
+fn to_json(t: &Tensor) -> serde_json::Value {
+    serde_json::json!({ "shape": t.size(), "data": Vec::<f64>::try_from(&t.reshape(-1)).unwrap() })
+}
+
+/// `kinds` as terms, with clipping, warmup, cosine and sign decay, no bias correction.
+fn kitchen_sink(name: &str, kinds: &[TermKind]) -> Genome {
+    let mut g = genome_file("marfinetz2025-evolved");
+    g.name = Some(name.into());
+    g.terms = kinds
+        .iter()
+        .enumerate()
+        .map(|(i, &kind)| Term {
+            kind,
+            weight: 0.1 + 0.05 * i as f64,
+        })
+        .collect();
+    g.grad_clip = Some(0.5);
+    g.warmup_steps = 5;
+    g.sign_decay = SignDecay::Cosine;
+    g.validate().unwrap();
+    g
+}
+
+#[test]
+fn exported_optimizer_matches_the_rust_engine_for_50_steps() {
+    let python = Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/python");
+    assert!(
+        python.exists(),
+        "{} missing: run `make test` (it bootstraps the torch venv)",
+        python.display()
+    );
+    let mut eve = genome_file("eve");
+    eve.weight_decay = 1e-3;
+    eve.lookahead = Some(Lookahead { k: 4, alpha: 0.5 });
+    let (first, rest) = TermKind::ALL.split_at(6);
+    let mut bias_corrected = kitchen_sink("terms-2", rest);
+    bias_corrected.bias_correction = true;
+    bias_corrected.use_v = false;
+    let genomes = [
+        genome_file("marfinetz2025-evolved"),
+        genome_file("adamw"),
+        genome_file("lion"),
+        eve,
+        kitchen_sink("terms-1", first),
+        bias_corrected,
+    ];
+    let problem = Problem::new(STEPS, Kind::Double);
+    let dir = tempfile::tempdir().unwrap();
+
+    let mut cases = Vec::new();
+    for (i, g) in genomes.iter().enumerate() {
+        let module = format!("evolved_{i}");
+        std::fs::write(
+            dir.path().join(format!("{module}.py")),
+            evolve::export::pytorch_source(g, None),
+        )
+        .unwrap();
+        cases.push(serde_json::json!({ "module": module, "cosine": g.cosine_decay || g.sign_decay != SignDecay::Off }));
+    }
+    let input = serde_json::json!({
+        "steps": STEPS,
+        "init": problem.init.iter().map(to_json).collect::<Vec<_>>(),
+        "batches": problem.batches.iter().map(|(x, y)| [to_json(x), to_json(y)]).collect::<Vec<_>>(),
+        "cases": cases,
+    });
+    std::fs::write(dir.path().join("input.json"), input.to_string()).unwrap();
+    std::fs::write(dir.path().join("drive.py"), DRIVER).unwrap();
+    let out = std::process::Command::new(&python)
+        .arg("drive.py")
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "python failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let results: Vec<Vec<serde_json::Value>> =
+        serde_json::from_slice(&std::fs::read(dir.path().join("output.json")).unwrap()).unwrap();
+
+    for (g, params) in genomes.iter().zip(results) {
+        let theirs: Vec<Tensor> = params
+            .iter()
+            .map(|p| {
+                let data: Vec<f64> = serde_json::from_value(p["data"].clone()).unwrap();
+                let shape: Vec<i64> = serde_json::from_value(p["shape"].clone()).unwrap();
+                Tensor::from_slice(&data).view(shape.as_slice())
+            })
+            .collect();
+        let ours = problem.run_engine(g, STEPS);
+        let err = max_rel_error(&ours, &theirs);
+        assert!(
+            err <= 1e-5,
+            "{}: exported optimizer differs from the engine by {err:e}",
+            g.label()
+        );
+        assert!(
+            max_rel_error(&ours, &problem.init) > 1e-3,
+            "{}: weights barely moved",
+            g.label()
+        );
+    }
+}
+
+const DRIVER: &str = r#"
+import importlib, json
+import torch
+
+torch.set_default_dtype(torch.float64)
+spec = json.load(open("input.json"))
+t = lambda d: torch.tensor(d["data"], dtype=torch.float64).reshape(d["shape"])
+
+def loss(p, x, y):
+    h = torch.tanh(x @ p[0] + p[1])
+    return ((h @ p[2] + p[3] - y) ** 2).mean()
+
+results = []
+for case in spec["cases"]:
+    module = importlib.import_module(case["module"])
+    params = [t(d).requires_grad_(True) for d in spec["init"]]
+    opt = module.EvolvedOptimizer(params, total_steps=spec["steps"])
+    for x, y in spec["batches"][: spec["steps"]]:
+        opt.zero_grad()
+        loss(params, t(x), t(y)).backward()
+        opt.step()
+    results.append([{"shape": list(p.shape), "data": p.detach().reshape(-1).tolist()} for p in params])
+json.dump(results, open("output.json", "w"))
+"#;

@@ -1,0 +1,125 @@
+//! Genetic operators: every child is a valid genome within the configured bounds, selection and
+//! elitism do what they say, and the random stream survives a checkpoint round trip.
+use evolve::config::GaParams;
+use evolve::ga::Ga;
+use evolve::genome::{shipped, Genome};
+
+fn ga(seed: u64) -> Ga {
+    Ga::new(seed, GaParams::default(), 500)
+}
+
+fn in_bounds(g: &Genome, p: &GaParams) {
+    g.validate()
+        .unwrap_or_else(|e| panic!("invalid child {g:?}: {e}"));
+    assert!(
+        !g.terms.is_empty() && g.terms.len() <= p.max_terms,
+        "{} terms",
+        g.terms.len()
+    );
+    let log = |x: f64, r: [f64; 2]| x.log10() >= r[0] - 1e-9 && x.log10() <= r[1] + 1e-9;
+    assert!(log(g.lr, p.lr_log10), "lr {}", g.lr);
+    assert!(log(g.eps, p.eps_log10), "eps {}", g.eps);
+    assert!(
+        g.weight_decay == 0.0 || log(g.weight_decay, p.weight_decay_log10),
+        "wd {}",
+        g.weight_decay
+    );
+    assert!(
+        (p.beta1[0]..=p.beta1[1]).contains(&g.beta1)
+            && (p.beta2[0]..=p.beta2[1]).contains(&g.beta2)
+    );
+    assert!(g
+        .terms
+        .iter()
+        .all(|t| t.weight >= p.term_weight[0] - 1e-12 && t.weight <= p.term_weight[1] + 1e-12));
+    assert!(g.warmup_steps <= (p.warmup_fraction[1] * 500.0).ceil() as u64);
+}
+
+#[test]
+fn random_genomes_and_their_offspring_stay_valid_and_in_bounds() {
+    let mut ga = ga(1);
+    let p = ga.params.clone();
+    let mut population: Vec<Genome> = (0..40).map(|_| ga.random_genome()).collect();
+    for g in &population {
+        in_bounds(g, &p);
+    }
+    let kinds: std::collections::HashSet<_> = population
+        .iter()
+        .flat_map(|g| g.terms.iter().map(|t| t.kind))
+        .collect();
+    assert!(
+        kinds.len() >= 8,
+        "random genomes explore the term kinds ({} seen)",
+        kinds.len()
+    );
+    for generation in 1..15 {
+        let fitness: Vec<f64> = population.iter().map(|g| -g.lr.log10()).collect();
+        population = ga.next_generation(&population, &fitness, 3, 4, generation, 15);
+        for g in &population {
+            in_bounds(g, &p);
+        }
+    }
+}
+
+#[test]
+fn elites_survive_unchanged_and_selection_prefers_the_fit() {
+    let mut ga = ga(2);
+    let population: Vec<Genome> = (0..10).map(|_| ga.random_genome()).collect();
+    let fitness: Vec<f64> = (0..10).map(|i| i as f64).collect();
+    let next = ga.next_generation(&population, &fitness, 2, 3, 1, 10);
+    assert_eq!(next.len(), 10);
+    assert_eq!(next[0], population[9]);
+    assert_eq!(next[1], population[8]);
+    let picks: Vec<usize> = (0..200).map(|_| ga.tournament(&fitness, 4)).collect();
+    let mean = picks.iter().sum::<usize>() as f64 / picks.len() as f64;
+    assert!(
+        mean > 6.0,
+        "tournament of 4 should pick above-average genomes (mean index {mean})"
+    );
+    assert_eq!(ga.tournament(&fitness, 1000), 9);
+}
+
+#[test]
+fn crossover_bounds_the_term_list() {
+    let mut ga = ga(3);
+    let a = shipped("marfinetz2025-evolved");
+    let b = shipped("eve");
+    for _ in 0..200 {
+        let child = ga.crossover(&a, &b);
+        assert!(!child.terms.is_empty() && child.terms.len() <= ga.params.max_terms);
+        for t in &child.terms {
+            assert!(
+                a.terms.contains(t) || b.terms.contains(t),
+                "terms come from the parents"
+            );
+        }
+        assert!(child.lr == a.lr || child.lr == b.lr);
+    }
+}
+
+#[test]
+fn mutation_strength_anneals() {
+    // At strength 0, scalars stay put (only discrete changes remain possible).
+    let mut ga = ga(4);
+    let g = shipped("adam");
+    let still = (0..100).filter(|_| ga.mutate(&g, 0.0).lr == g.lr).count();
+    assert_eq!(still, 100);
+    let moved = (0..100).filter(|_| ga.mutate(&g, 1.0).lr != g.lr).count();
+    assert!(moved > 10, "at full strength lr moves ({moved}/100)");
+}
+
+#[test]
+fn the_random_stream_survives_a_checkpoint_round_trip() {
+    let mut a = ga(5);
+    let _ = a.random_genome();
+    let mut b: Ga = serde_json::from_str(&serde_json::to_string(&a).unwrap()).unwrap();
+    for _ in 0..20 {
+        assert_eq!(a.random_genome(), b.random_genome());
+    }
+    let mut c = ga(5);
+    let mut d = ga(5);
+    assert_eq!(
+        c.initial_population(12, vec![shipped("adam")]),
+        d.initial_population(12, vec![shipped("adam")])
+    );
+}

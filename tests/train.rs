@@ -1,0 +1,229 @@
+//! Training runs, fitness and the evaluator on synthetic data (CPU).
+use evolve::config::Protocol;
+use evolve::data::{loader, synthetic, Dataset, DatasetKind};
+use evolve::evaluator::Evaluator;
+use evolve::fitness::{run_fitness, Score, TaskScore};
+use evolve::genome::{adam_baseline, shipped, Genome};
+use evolve::models::{self, ModelKind};
+use evolve::train::{train_run, RunMetrics, Task};
+use std::process::Command;
+use tch::{Device, Kind, Tensor};
+
+fn task(steps: u64) -> Task {
+    Task {
+        name: "cifar10".into(),
+        dataset: DatasetKind::Cifar10,
+        model: ModelKind::TinyCnn,
+        train_subset: 600,
+        batch: 32,
+        steps,
+    }
+}
+
+fn cifar() -> (tempfile::TempDir, Dataset) {
+    let dir = tempfile::tempdir().unwrap();
+    synthetic::write_root(dir.path(), 1).unwrap();
+    let d = Dataset::load(DatasetKind::Cifar10, dir.path()).unwrap();
+    (dir, d)
+}
+
+#[test]
+fn same_seed_same_genome_gives_identical_runs_on_cpu() {
+    let (_dir, data) = cifar();
+    let g = shipped("marfinetz2025-evolved");
+    let a = train_run(&task(40), &g, 5, &data, Device::Cpu, &|_| {}).unwrap();
+    let b = train_run(&task(40), &g, 5, &data, Device::Cpu, &|_| {}).unwrap();
+    assert_eq!(
+        (a.losses.clone(), a.val_acc, a.steps),
+        (b.losses.clone(), b.val_acc, b.steps)
+    );
+    let c = train_run(&task(40), &g, 6, &data, Device::Cpu, &|_| {}).unwrap();
+    assert_ne!(a.losses, c.losses, "another seed, another run");
+}
+
+#[test]
+fn every_genome_sees_the_same_weights_and_batches_for_a_seed() {
+    let (_dir, data) = cifar();
+    // The first loss depends only on the initial weights and the first batch.
+    let first = |g: &Genome| {
+        train_run(&task(2), g, 9, &data, Device::Cpu, &|_| {})
+            .unwrap()
+            .losses[0]
+    };
+    assert_eq!(first(&adam_baseline()), first(&shipped("lion")));
+    assert_eq!(first(&adam_baseline()), first(&shipped("sgd-momentum")));
+}
+
+#[test]
+fn adam_learns_the_synthetic_task() {
+    let (_dir, data) = cifar();
+    let run = train_run(&task(80), &adam_baseline(), 1, &data, Device::Cpu, &|_| {}).unwrap();
+    assert!(!run.diverged);
+    assert_eq!(run.steps, 80);
+    assert!(
+        run.val_acc > 0.3,
+        "accuracy {} should beat chance (0.1) clearly",
+        run.val_acc
+    );
+    assert!(run.losses[79] < run.losses[0]);
+}
+
+#[test]
+fn a_diverging_genome_is_stopped_and_scored_minus_one() {
+    let (_dir, data) = cifar();
+    let mut g = shipped("sgd-momentum");
+    g.lr = 1e4;
+    let run = train_run(&task(100), &g, 1, &data, Device::Cpu, &|_| {}).unwrap();
+    assert!(run.diverged);
+    assert!(run.steps < 100, "stopped early at {}", run.steps);
+    assert_eq!(run_fitness(&run), -1.0);
+    assert!(
+        run.losses.iter().all(|l| l.is_finite() && *l <= 50.0),
+        "only the losses before divergence are kept"
+    );
+}
+
+#[test]
+fn fitness_is_the_published_formula() {
+    let run = |acc: f64, losses: Vec<f32>, diverged| RunMetrics {
+        seed: 0,
+        val_acc: acc,
+        steps: losses.len() as u64,
+        losses,
+        diverged,
+        seconds: 0.0,
+    };
+    let mut losses = vec![5.0f32; 30];
+    losses.extend(vec![0.4f32; 50]);
+    assert!((run_fitness(&run(0.5, losses, false)) - (0.5 + 0.05 * 0.6)).abs() < 1e-6);
+    assert_eq!(
+        run_fitness(&run(0.5, vec![1.5; 60], false)),
+        0.5,
+        "no bonus when the loss is above 1"
+    );
+    assert_eq!(run_fitness(&run(0.9, vec![0.1; 60], true)), -1.0);
+
+    let task = |fitness: f64| TaskScore::from_runs("t", vec![run(fitness, vec![2.0; 50], false)]);
+    let baseline = vec![task(0.5), task(0.8)];
+    let s = Score::new(vec![task(0.55), task(0.8)], &baseline);
+    assert!((s.vs_adam - (1.1 + 1.0) / 2.0).abs() < 1e-12);
+    assert!((s.raw - 0.675).abs() < 1e-12);
+    let two = TaskScore::from_runs(
+        "t",
+        vec![
+            run(0.4, vec![2.0; 50], false),
+            run(0.6, vec![2.0; 50], false),
+        ],
+    );
+    assert!(
+        (two.val_acc_mean - 0.5).abs() < 1e-12 && (two.val_acc_std - 0.02f64.sqrt()).abs() < 1e-12
+    );
+}
+
+#[test]
+fn the_evaluator_scores_adam_at_exactly_one() {
+    let dir = tempfile::tempdir().unwrap();
+    synthetic::write_root(dir.path(), 1).unwrap();
+    let protocol = Protocol {
+        tasks: vec![task(20)],
+        seeds: 2,
+        seed: 0,
+    };
+    let mut e = Evaluator::new(&protocol, Device::Cpu, dir.path()).unwrap();
+    let scores = e.evaluate(&[adam_baseline(), shipped("lion")]).unwrap();
+    assert_eq!(scores[0].vs_adam, 1.0);
+    assert_eq!(scores[0].tasks[0].runs.len(), 2);
+    assert_ne!(scores[1].vs_adam, 1.0);
+}
+
+#[test]
+fn augmentation_crops_and_flips_whole_batches() {
+    tch::manual_seed(0);
+    let x = Tensor::arange(2 * 3 * 8 * 8, (Kind::Float, Device::Cpu)).view([2, 3, 8, 8]) + 1.0;
+    let out = loader::crop_and_flip(&x, 2);
+    assert_eq!(out.size(), [2, 3, 8, 8]);
+    let padded = x.constant_pad_nd([2, 2, 2, 2]);
+    for n in 0..2 {
+        let img = out.get(n);
+        let matches = (0..5)
+            .flat_map(|dy| (0..5).map(move |dx| (dy, dx)))
+            .any(|(dy, dx)| {
+                let crop = padded.get(n).narrow(1, dy, 8).narrow(2, dx, 8);
+                crop.equal(&img) || crop.flip([2]).equal(&img)
+            });
+        assert!(
+            matches,
+            "image {n} is not a crop (or flipped crop) of its padded input"
+        );
+    }
+}
+
+#[test]
+fn the_published_models_have_the_published_shapes() {
+    // conv 3→32, BN, conv 32→32, conv 32→64, BN, conv 64→64, linear 4096→512, linear 512→10.
+    let cifar = 896 + 64 + 9248 + 18496 + 128 + 36928 + (4096 * 512 + 512) + 5130;
+    assert_eq!(
+        models::parameter_count(ModelKind::MarfinetzCnn, DatasetKind::Cifar10),
+        cifar
+    );
+    // conv 1→32, conv 32→64, linear 3136→256, linear 256→10.
+    assert_eq!(
+        models::parameter_count(ModelKind::MnistCnn, DatasetKind::Mnist),
+        320 + 18496 + (3136 * 256 + 256) + 2570
+    );
+    let vs = tch::nn::VarStore::new(Device::Cpu);
+    let net = models::build(ModelKind::MarfinetzCnn, &vs.root(), DatasetKind::Cifar10);
+    let y = tch::nn::ModuleT::forward_t(
+        &net,
+        &Tensor::zeros([2, 3, 32, 32], (Kind::Float, Device::Cpu)),
+        false,
+    );
+    assert_eq!(y.size(), [2, 10]);
+}
+
+#[test]
+fn replay_prints_a_table_and_a_json_document() {
+    let dir = tempfile::tempdir().unwrap();
+    synthetic::write_root(dir.path(), 1).unwrap();
+    let genomes = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("genomes");
+    let replay = |extra: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_evolve"))
+            .arg("replay")
+            .arg(genomes.join("marfinetz2025-evolved.json"))
+            .arg(genomes.join("adam.json"))
+            .args([
+                "--steps",
+                "20",
+                "--train-subset",
+                "300",
+                "--seeds",
+                "2",
+                "--device",
+                "cpu",
+                "--data-dir",
+            ])
+            .arg(dir.path())
+            .args(extra)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let table = replay(&[]);
+    assert!(
+        table.contains("marfinetz2025-evolved")
+            && table.contains("aggregate")
+            && table.contains("% adam")
+            && table.contains("±"),
+        "{table}"
+    );
+    let doc: serde_json::Value = serde_json::from_str(&replay(&["--json"])).unwrap();
+    assert_eq!(doc["genomes"].as_array().unwrap().len(), 2);
+    assert_eq!(doc["genomes"][1]["score"]["vs_adam"], 1.0);
+    assert_eq!(doc["protocol"]["tasks"][0]["steps"], 20);
+    assert_eq!(doc["baseline"][0]["runs"].as_array().unwrap().len(), 2);
+}
