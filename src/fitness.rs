@@ -106,6 +106,7 @@ impl Score {
             for run in &mut task.runs {
                 run.losses = Vec::new();
                 run.seconds = 0.0;
+                run.train_seconds = 0.0;
             }
         }
         self

@@ -35,7 +35,11 @@ pub struct RunMetrics {
     pub losses: Vec<f32>,
     pub steps: u64,
     pub diverged: bool,
+    /// Wall time of the whole run (training and test-set evaluation).
     pub seconds: f64,
+    /// Wall time of the training loop alone (what steps/s is measured on).
+    #[serde(default)]
+    pub train_seconds: f64,
 }
 
 /// libtorch draws from one process-wide generator, so two runs training at once would interleave
@@ -98,6 +102,7 @@ pub fn train_run(
             on_step(done);
         }
     }
+    let train_seconds = start.elapsed().as_secs_f64();
     let val_acc = if diverged {
         0.0
     } else {
@@ -110,6 +115,7 @@ pub fn train_run(
         losses: host_losses,
         diverged,
         seconds: start.elapsed().as_secs_f64(),
+        train_seconds,
     })
 }
 

@@ -92,6 +92,7 @@ fn fitness_is_the_published_formula() {
         losses,
         diverged,
         seconds: 0.0,
+        train_seconds: 0.0,
     };
     let mut losses = vec![5.0f32; 30];
     losses.extend(vec![0.4f32; 50]);
