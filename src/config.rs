@@ -31,6 +31,15 @@ impl Protocol {
     pub fn total_steps(&self) -> u64 {
         self.tasks.iter().map(|t| t.steps).sum::<u64>() * self.seeds
     }
+
+    /// The same protocol with every task cut to `fraction` of its steps (at least one).
+    pub fn at_budget(&self, fraction: f64) -> Protocol {
+        let mut p = self.clone();
+        for t in &mut p.tasks {
+            t.steps = ((t.steps as f64 * fraction).ceil() as u64).max(1);
+        }
+        p
+    }
 }
 
 fn splitmix64(x: u64) -> u64 {
@@ -124,6 +133,31 @@ impl Default for GaParams {
     }
 }
 
+/// Multi-fidelity selection (successive halving with one screening rung, Jamieson & Talwalkar
+/// 2016): every new candidate first trains `budget` of each task's steps; only the best `promote`
+/// fraction of them (at least one) is trained under the full protocol. The others keep their
+/// screening score for selection, capped at the generation's worst full score so that a screened-out
+/// genome never outranks a fully trained one. Off, the loop is the plain protocol exactly.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Fidelity {
+    pub enabled: bool,
+    /// Screening budget, as a fraction of every task's steps.
+    pub budget: f64,
+    /// Fraction of a generation's screened candidates trained in full (rounded down, at least one).
+    pub promote: f64,
+}
+
+impl Default for Fidelity {
+    fn default() -> Self {
+        Fidelity {
+            enabled: false,
+            budget: 0.125,
+            promote: 0.2,
+        }
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
@@ -132,6 +166,8 @@ pub struct Config {
     pub search: Search,
     #[serde(default)]
     pub ga: GaParams,
+    #[serde(default)]
+    pub fidelity: Fidelity,
 }
 
 /// The CPU-friendly default, built in.
@@ -183,6 +219,13 @@ impl Config {
             return Err(format!(
                 "field `search`: population {}, elites {}, tournament {}; allowed: population ≥ 2, elites < population, tournament ≥ 1",
                 s.population, s.elites, s.tournament
+            ));
+        }
+        let f = &self.fidelity;
+        if !(f.budget > 0.0 && f.budget <= 1.0 && f.promote > 0.0 && f.promote <= 1.0) {
+            return Err(format!(
+                "field `fidelity`: budget {}, promote {}; allowed: both in (0, 1]",
+                f.budget, f.promote
             ));
         }
         if self.ga.max_terms == 0 || self.ga.max_terms > crate::genome::MAX_TERMS {

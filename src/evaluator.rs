@@ -7,19 +7,22 @@ use crate::data::{Dataset, DatasetKind};
 use crate::error::Result;
 use crate::fitness::{Score, TaskScore};
 use crate::genome::{adam_baseline, Genome};
-use crate::train::train_run;
+use crate::train::{train_stacked, RunMetrics};
 use indicatif::ProgressBar;
 use std::collections::HashMap;
 use std::path::Path;
+use std::rc::Rc;
 use tch::Device;
 
 pub struct Evaluator {
     protocol: Protocol,
     device: Device,
-    data: HashMap<DatasetKind, Dataset>,
+    data: Rc<HashMap<DatasetKind, Dataset>>,
     baseline: Option<Vec<TaskScore>>,
-    /// Shows training steps of the genome being scored, when set.
+    /// Shows training steps of the genomes being scored, when set.
     pub progress: Option<ProgressBar>,
+    /// How many genomes train side by side in one stacked network (1 = one at a time).
+    pub batch_candidates: usize,
 }
 
 impl Evaluator {
@@ -34,10 +37,23 @@ impl Evaluator {
         Ok(Evaluator {
             protocol: protocol.clone(),
             device,
-            data,
+            data: Rc::new(data),
             baseline: None,
             progress: None,
+            batch_candidates: 1,
         })
+    }
+
+    /// An evaluator for the same protocol cut to `fraction` of its steps, sharing the data.
+    pub fn at_budget(&self, fraction: f64) -> Evaluator {
+        Evaluator {
+            protocol: self.protocol.at_budget(fraction),
+            device: self.device,
+            data: Rc::clone(&self.data),
+            baseline: None,
+            progress: self.progress.clone(),
+            batch_candidates: self.batch_candidates,
+        }
     }
 
     pub fn protocol(&self) -> &Protocol {
@@ -50,28 +66,44 @@ impl Evaluator {
 
     /// Trains `genome` on every task and seed of the protocol.
     pub fn task_scores(&self, genome: &Genome) -> Result<Vec<TaskScore>> {
-        let total = self.protocol.total_steps();
+        Ok(self
+            .task_scores_many(std::slice::from_ref(genome))?
+            .remove(0))
+    }
+
+    /// Trains `genomes` on every task and seed, `batch_candidates` of them stacked at a time.
+    pub fn task_scores_many(&self, genomes: &[Genome]) -> Result<Vec<Vec<TaskScore>>> {
+        let chunks: Vec<&[Genome]> = genomes.chunks(self.batch_candidates.max(1)).collect();
         if let Some(bar) = &self.progress {
-            bar.set_length(total);
+            bar.set_length(self.protocol.total_steps() * chunks.len() as u64);
             bar.set_position(0);
         }
         let mut done = 0;
-        let mut scores = Vec::with_capacity(self.protocol.tasks.len());
+        let mut scores: Vec<Vec<TaskScore>> =
+            vec![Vec::with_capacity(self.protocol.tasks.len()); genomes.len()];
         for task in &self.protocol.tasks {
             let data = &self.data[&task.dataset];
-            let mut runs = Vec::with_capacity(self.protocol.seeds as usize);
+            let mut runs: Vec<Vec<RunMetrics>> = vec![Vec::new(); genomes.len()];
             for index in 0..self.protocol.seeds {
                 let seed = self.protocol.run_seed(task, index);
-                let on_step = |steps: u64| {
-                    if let Some(bar) = &self.progress {
-                        bar.set_position(done + steps);
+                let mut first = 0;
+                for chunk in &chunks {
+                    let on_step = |steps: u64| {
+                        if let Some(bar) = &self.progress {
+                            bar.set_position(done + steps);
+                        }
+                    };
+                    let members = train_stacked(task, chunk, seed, data, self.device, &on_step)?;
+                    done += task.steps;
+                    for (offset, run) in members.into_iter().enumerate() {
+                        runs[first + offset].push(run);
                     }
-                };
-                let run = train_run(task, genome, seed, data, self.device, &on_step)?;
-                done += task.steps;
-                runs.push(run);
+                    first += chunk.len();
+                }
             }
-            scores.push(TaskScore::from_runs(&task.name, runs));
+            for (genome_scores, genome_runs) in scores.iter_mut().zip(runs) {
+                genome_scores.push(TaskScore::from_runs(&task.name, genome_runs));
+            }
         }
         Ok(scores)
     }
@@ -93,16 +125,22 @@ impl Evaluator {
     pub fn evaluate(&mut self, genomes: &[Genome]) -> Result<Vec<Score>> {
         let baseline = self.baseline()?;
         let adam = adam_baseline().hash();
-        genomes
+        let to_train: Vec<Genome> = genomes
+            .iter()
+            .filter(|g| g.hash() != adam)
+            .cloned()
+            .collect();
+        let mut trained = self.task_scores_many(&to_train)?.into_iter();
+        Ok(genomes
             .iter()
             .map(|g| {
                 let tasks = if g.hash() == adam {
                     baseline.clone()
                 } else {
-                    self.task_scores(g)?
+                    trained.next().expect("one per genome trained")
                 };
-                Ok(Score::new(tasks, &baseline))
+                Score::new(tasks, &baseline)
             })
-            .collect()
+            .collect())
     }
 }

@@ -11,7 +11,7 @@ use crate::evaluator::Evaluator;
 use crate::fitness::{Score, TaskScore};
 use crate::fsutil::{write_atomic, write_json_atomic};
 use crate::ga::Ga;
-use crate::genome::{Genome, SHIPPED};
+use crate::genome::{adam_baseline, Genome, SHIPPED};
 use crate::report;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -27,6 +27,16 @@ pub const SUMMARY: &str = "summary.md";
 pub const FITNESS_SVG: &str = "fitness.svg";
 const CHECKPOINT_VERSION: u32 = 1;
 
+/// Which protocol an evaluation ran under.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Stage {
+    /// The cut-down protocol of multi-fidelity screening.
+    Screen,
+    /// The full protocol.
+    Full,
+}
+
 /// One evaluated genome, as `history.jsonl` and the checkpoint keep it (loss curves left out).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Evaluation {
@@ -34,6 +44,8 @@ pub struct Evaluation {
     pub index: usize,
     pub hash: String,
     pub genome: Genome,
+    pub stage: Stage,
+    /// Scored against Adam under the same stage's protocol.
     pub score: Score,
     /// Steps trained for this evaluation (0 when the score was reused).
     pub steps: u64,
@@ -58,12 +70,21 @@ pub struct Checkpoint {
     pub config: Config,
     pub generation: usize,
     pub population: Vec<Genome>,
-    /// Scores of the current generation so far, by index.
+    /// The evaluation each genome of the current generation is selected by, by index (a full
+    /// one, or a screening one for genomes screened out).
     pub scores: Vec<Option<Evaluation>>,
+    /// Screening evaluations of the current generation, by index (multi-fidelity only).
+    #[serde(default)]
+    pub screens: Vec<Option<Evaluation>>,
     pub ga: Ga,
     pub baseline: Option<Vec<TaskScore>>,
-    /// Scores by genome hash, so identical genomes are never trained twice.
+    /// Full scores by genome hash, so identical genomes are never trained twice.
     pub memo: BTreeMap<String, Score>,
+    /// Screening scores by genome hash, and Adam's under the screening protocol.
+    #[serde(default)]
+    pub screen_memo: BTreeMap<String, Score>,
+    #[serde(default)]
+    pub screen_baseline: Option<Vec<TaskScore>>,
     pub best: Option<Evaluation>,
     pub generations: Vec<GenerationStats>,
     /// Training steps done so far (reused scores cost none).
@@ -71,6 +92,13 @@ pub struct Checkpoint {
     pub evaluations: u64,
     /// Byte length of `history.jsonl` when this checkpoint was written.
     pub history_len: u64,
+    /// Genomes trained side by side (stacked); kept so that a resumed run trains the same way.
+    #[serde(default = "one")]
+    pub batch_candidates: usize,
+}
+
+fn one() -> usize {
+    1
 }
 
 /// Where and how to run (not part of the protocol: may change on resume).
@@ -78,6 +106,18 @@ pub struct RunOptions {
     pub device: Device,
     pub data_root: PathBuf,
     pub quiet: bool,
+    /// Genomes trained side by side in one stacked network; `None`: the run's own choice (saved
+    /// in the checkpoint), else the device default.
+    pub batch_candidates: Option<usize>,
+}
+
+/// Stacking pays on a GPU, where one small network leaves most of the chip idle; on CPU the
+/// cores are busy with one, so candidates train one at a time.
+pub fn default_batch_candidates(device: Device) -> usize {
+    match device {
+        Device::Cpu => 1,
+        _ => 8,
+    }
 }
 
 /// The run directory.
@@ -212,6 +252,9 @@ pub fn start(config: Config, out: &Path, options: &RunOptions) -> Result<Checkpo
     let checkpoint = Checkpoint {
         version: CHECKPOINT_VERSION,
         scores: vec![None; population.len()],
+        screens: vec![None; population.len()],
+        screen_memo: BTreeMap::new(),
+        screen_baseline: None,
         config,
         generation: 0,
         population,
@@ -223,6 +266,9 @@ pub fn start(config: Config, out: &Path, options: &RunOptions) -> Result<Checkpo
         total_steps: 0,
         evaluations: 0,
         history_len: 0,
+        batch_candidates: options
+            .batch_candidates
+            .unwrap_or_else(|| default_batch_candidates(options.device)),
     };
     dir.save(&checkpoint)?;
     dir.truncate_history(0)?;
@@ -244,57 +290,66 @@ pub fn resume(path: &Path, requested: Option<&Config>, options: &RunOptions) -> 
         }
     }
     dir.truncate_history(checkpoint.history_len)?;
+    let mut checkpoint = checkpoint;
+    if let Some(k) = options.batch_candidates {
+        checkpoint.batch_candidates = k;
+    }
     run(&dir, checkpoint, options)
 }
 
 /// The loop: evaluate what is missing of this generation, breed the next, until done.
 fn run(dir: &RunDir, mut cp: Checkpoint, options: &RunOptions) -> Result<Checkpoint> {
     let search = cp.config.search.clone();
-    let mut evaluator = Evaluator::new(&cp.config.protocol, options.device, &options.data_root)?;
+    let fidelity = cp.config.fidelity.clone();
+    let mut full = Evaluator::new(&cp.config.protocol, options.device, &options.data_root)?;
     let progress = crate::report::Progress::new(options.quiet, &cp);
-    evaluator.progress = progress.steps.clone();
-    match &cp.baseline {
-        Some(b) => evaluator.set_baseline(b.clone()),
-        None => {
-            progress.message("adam (baseline)");
-            let baseline = evaluator.baseline()?;
-            cp.total_steps += baseline.iter().map(|t| t.steps).sum::<u64>();
-            cp.baseline = Some(baseline);
-            dir.save(&cp)?;
+    full.progress = progress.steps.clone();
+    full.batch_candidates = cp.batch_candidates.max(1);
+    progress.message("adam (baseline)");
+    cp.baseline = Some(baseline(
+        &mut full,
+        &mut cp.memo,
+        cp.baseline.take(),
+        &mut cp.total_steps,
+    )?);
+    let mut screen = match fidelity.enabled {
+        true => {
+            let mut screen = full.at_budget(fidelity.budget);
+            cp.screen_baseline = Some(baseline(
+                &mut screen,
+                &mut cp.screen_memo,
+                cp.screen_baseline.take(),
+                &mut cp.total_steps,
+            )?);
+            Some(screen)
         }
-    }
+        false => None,
+    };
+    dir.save(&cp)?;
     while cp.generation < search.generations {
+        if let Some(screen) = &mut screen {
+            let pending: Vec<usize> = (0..cp.population.len())
+                .filter(|&i| {
+                    cp.scores[i].is_none()
+                        && cp.screens[i].is_none()
+                        && !cp.memo.contains_key(&cp.population[i].hash())
+                })
+                .collect();
+            evaluate_in_windows(screen, &mut cp, dir, &pending, Stage::Screen, &progress)?;
+        }
+        let promoted = promoted(&cp, fidelity.enabled.then_some(fidelity.promote));
         for index in 0..cp.population.len() {
-            if cp.scores[index].is_some() {
-                continue;
-            }
-            let genome = cp.population[index].clone();
-            progress.candidate(cp.generation, index, &genome);
-            let evaluation = evaluate_one(&mut evaluator, &mut cp, &genome, index)?;
-            cp.history_len = dir.append_history(&evaluation)?;
-            if cp
-                .best
-                .as_ref()
-                .is_none_or(|b| evaluation.score.vs_adam > b.score.vs_adam)
-            {
-                cp.best = Some(evaluation.clone());
-            }
-            cp.scores[index] = Some(evaluation);
-            dir.save(&cp)?;
-            if cp
-                .best
-                .as_ref()
-                .map(|b| b.generation == cp.generation && b.index == index)
-                .unwrap_or(false)
-            {
-                dir.write_reports(&cp)?;
+            if cp.scores[index].is_none() && !promoted.contains(&index) {
+                cp.scores[index] = cp.screens[index].clone();
             }
         }
-        let fitness: Vec<f64> = cp
-            .scores
-            .iter()
-            .map(|s| s.as_ref().expect("all scored").score.vs_adam)
+        dir.save(&cp)?;
+        let pending: Vec<usize> = promoted
+            .into_iter()
+            .filter(|&i| cp.scores[i].is_none())
             .collect();
+        evaluate_in_windows(&mut full, &mut cp, dir, &pending, Stage::Full, &progress)?;
+        let fitness = selection_fitness(&cp.scores);
         let stats = GenerationStats {
             generation: cp.generation,
             best: fitness.iter().cloned().fold(f64::NEG_INFINITY, f64::max),
@@ -317,6 +372,7 @@ fn run(dir: &RunDir, mut cp: Checkpoint, options: &RunOptions) -> Result<Checkpo
                 search.generations,
             );
             cp.scores = vec![None; cp.population.len()];
+            cp.screens = vec![None; cp.population.len()];
         }
         cp.generation += 1;
         dir.save(&cp)?;
@@ -326,39 +382,177 @@ fn run(dir: &RunDir, mut cp: Checkpoint, options: &RunOptions) -> Result<Checkpo
     Ok(cp)
 }
 
-/// Scores one genome, reusing the score of an identical one when there is one (the Adam
-/// baseline's runs count as such: they were trained, and counted, once).
-fn evaluate_one(
+/// Adam's scores under the evaluator's protocol: restored from the checkpoint, or trained now
+/// (and counted). Either way Adam's own score is in `memo`, so the Adam genome is never retrained.
+fn baseline(
     evaluator: &mut Evaluator,
-    cp: &mut Checkpoint,
-    genome: &Genome,
-    index: usize,
-) -> Result<Evaluation> {
-    let hash = genome.hash();
-    let start = std::time::Instant::now();
-    let is_baseline = hash == crate::genome::adam_baseline().hash();
-    let (score, cached) = match cp.memo.get(&hash) {
-        Some(score) => (score.clone(), true),
+    memo: &mut BTreeMap<String, Score>,
+    saved: Option<Vec<TaskScore>>,
+    total_steps: &mut u64,
+) -> Result<Vec<TaskScore>> {
+    let baseline = match saved {
+        Some(b) => b,
         None => {
-            let score = evaluator
-                .evaluate(std::slice::from_ref(genome))?
-                .remove(0)
-                .without_curves();
-            cp.memo.insert(hash.clone(), score.clone());
-            (score, is_baseline)
+            let b = evaluator.baseline()?;
+            *total_steps += b.iter().map(|t| t.steps).sum::<u64>();
+            b
         }
     };
-    let steps = if cached { 0 } else { score.steps() };
-    cp.total_steps += steps;
-    cp.evaluations += 1;
-    Ok(Evaluation {
-        generation: cp.generation,
-        index,
-        hash,
-        genome: genome.clone(),
-        score,
-        steps,
-        cached,
-        seconds: start.elapsed().as_secs_f64(),
-    })
+    evaluator.set_baseline(baseline.clone());
+    memo.insert(
+        adam_baseline().hash(),
+        Score::new(baseline.clone(), &baseline).without_curves(),
+    );
+    Ok(baseline)
+}
+
+/// The genomes of this generation that get a full evaluation: those never screened (without
+/// multi-fidelity, all; with it, the ones already known in full) and the best `promote` fraction
+/// (at least one) of the screened, by screening score. A function of the screening results alone,
+/// so a resumed generation promotes the same genomes.
+fn promoted(cp: &Checkpoint, promote: Option<f64>) -> Vec<usize> {
+    let (mut screened, known): (Vec<usize>, Vec<usize>) =
+        (0..cp.population.len()).partition(|&i| cp.screens[i].is_some());
+    let screen_score = |i: usize| cp.screens[i].as_ref().expect("screened").score.vs_adam;
+    screened.sort_by(|&a, &b| screen_score(b).total_cmp(&screen_score(a)).then(a.cmp(&b)));
+    let keep = match promote {
+        Some(p) if !screened.is_empty() => ((screened.len() as f64 * p).floor() as usize).max(1),
+        _ => screened.len(),
+    };
+    let mut chosen: Vec<usize> = known
+        .into_iter()
+        .chain(screened.into_iter().take(keep))
+        .collect();
+    chosen.sort();
+    chosen
+}
+
+/// What selection ranks by: full scores as they are; screening scores capped at the worst full
+/// score, so a screened-out genome never outranks a fully trained one.
+fn selection_fitness(scores: &[Option<Evaluation>]) -> Vec<f64> {
+    let all: Vec<&Evaluation> = scores
+        .iter()
+        .map(|s| s.as_ref().expect("all scored"))
+        .collect();
+    let worst_full = all
+        .iter()
+        .filter(|e| e.stage == Stage::Full)
+        .map(|e| e.score.vs_adam)
+        .fold(f64::INFINITY, f64::min);
+    all.iter()
+        .map(|e| match e.stage {
+            Stage::Full => e.score.vs_adam,
+            Stage::Screen => e.score.vs_adam.min(worst_full),
+        })
+        .collect()
+}
+
+/// Evaluates the genomes at `indices` (in order) at `stage`, in windows holding up to
+/// `batch_candidates` distinct genomes not trained before, which train side by side. Genomes
+/// already scored reuse their score. History lines follow index order; the checkpoint is saved
+/// after each window, so a resumed run re-forms the same windows.
+fn evaluate_in_windows(
+    evaluator: &mut Evaluator,
+    cp: &mut Checkpoint,
+    dir: &RunDir,
+    indices: &[usize],
+    stage: Stage,
+    progress: &crate::report::Progress,
+) -> Result<()> {
+    let k = evaluator.batch_candidates.max(1);
+    let mut start = 0;
+    while start < indices.len() {
+        let memo = match stage {
+            Stage::Screen => &cp.screen_memo,
+            Stage::Full => &cp.memo,
+        };
+        let mut batch: Vec<Genome> = Vec::new();
+        let mut end = start;
+        while end < indices.len() {
+            let genome = &cp.population[indices[end]];
+            let hash = genome.hash();
+            if !memo.contains_key(&hash) && !batch.iter().any(|g| g.hash() == hash) {
+                if batch.len() == k {
+                    break;
+                }
+                batch.push(genome.clone());
+            }
+            end += 1;
+        }
+        let first = &cp.population[indices[start]];
+        progress.candidate(
+            cp.generation,
+            indices[start],
+            batch.first().unwrap_or(first),
+            if stage == Stage::Screen {
+                "screening"
+            } else {
+                "training"
+            },
+        );
+        let clock = std::time::Instant::now();
+        let scores = if batch.is_empty() {
+            Vec::new()
+        } else {
+            evaluator.evaluate(&batch)?
+        };
+        let seconds = clock.elapsed().as_secs_f64();
+        let mut fresh: Vec<String> = Vec::new();
+        for (genome, score) in batch.iter().zip(scores) {
+            let memo = match stage {
+                Stage::Screen => &mut cp.screen_memo,
+                Stage::Full => &mut cp.memo,
+            };
+            memo.insert(genome.hash(), score.without_curves());
+            fresh.push(genome.hash());
+        }
+        for &index in &indices[start..end] {
+            let genome = cp.population[index].clone();
+            let hash = genome.hash();
+            let trained_now = fresh
+                .iter()
+                .position(|h| *h == hash)
+                .map(|i| fresh.remove(i))
+                .is_some();
+            let score = match stage {
+                Stage::Screen => &cp.screen_memo,
+                Stage::Full => &cp.memo,
+            }[&hash]
+                .clone();
+            let steps = if trained_now { score.steps() } else { 0 };
+            cp.total_steps += steps;
+            cp.evaluations += 1;
+            let evaluation = Evaluation {
+                generation: cp.generation,
+                index,
+                hash,
+                genome,
+                stage,
+                score,
+                steps,
+                cached: !trained_now,
+                seconds: if trained_now { seconds } else { 0.0 },
+            };
+            cp.history_len = dir.append_history(&evaluation)?;
+            match stage {
+                Stage::Screen => cp.screens[index] = Some(evaluation),
+                Stage::Full => {
+                    if cp
+                        .best
+                        .as_ref()
+                        .is_none_or(|b| evaluation.score.vs_adam > b.score.vs_adam)
+                    {
+                        cp.best = Some(evaluation.clone());
+                    }
+                    cp.scores[index] = Some(evaluation);
+                }
+            }
+        }
+        dir.save(cp)?;
+        if stage == Stage::Full {
+            dir.write_reports(cp)?;
+        }
+        start = end;
+    }
+    Ok(())
 }

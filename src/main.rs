@@ -107,6 +107,9 @@ struct ReplayArgs {
     /// Print one JSON document instead of a table.
     #[arg(long)]
     json: bool,
+    /// Genomes trained side by side in one stacked network (default: 1 on CPU, 8 on CUDA).
+    #[arg(long)]
+    batch_candidates: Option<usize>,
 }
 
 #[derive(Args)]
@@ -129,6 +132,14 @@ struct EvolveArgs {
     /// No progress bars or per-generation lines.
     #[arg(long)]
     quiet: bool,
+    /// Multi-fidelity selection: screen every new genome on a cut-down budget, train only the
+    /// best in full (the config's `fidelity` section sets budget and fraction).
+    #[arg(long, value_parser = ["on", "off"])]
+    fidelity: Option<String>,
+    /// Genomes trained side by side in one stacked network (default: 1 on CPU, 8 on CUDA; a
+    /// resumed run keeps its own unless this is given).
+    #[arg(long)]
+    batch_candidates: Option<usize>,
     #[command(flatten)]
     protocol: ProtocolArgs,
 }
@@ -275,7 +286,10 @@ fn replay(args: &ReplayArgs) -> Result<()> {
     let device = evolve::device::parse(&args.protocol.device)?;
     let root = data::resolve_root(args.protocol.data_dir.as_deref());
     let mut evaluator = Evaluator::new(&config.protocol, device, &root)?;
-    let bar = ProgressBar::new(config.protocol.total_steps() * (genomes.len() as u64 + 1));
+    evaluator.batch_candidates = args
+        .batch_candidates
+        .unwrap_or_else(|| evolution::default_batch_candidates(device));
+    let bar = ProgressBar::new(config.protocol.total_steps());
     bar.set_style(
         ProgressStyle::with_template("{msg:>24} [{bar:30}] {pos}/{len} steps {elapsed}<{eta}")
             .expect("valid template"),
@@ -284,9 +298,9 @@ fn replay(args: &ReplayArgs) -> Result<()> {
     bar.set_message("adam (baseline)");
     let baseline = evaluator.baseline()?;
     let mut entries = Vec::new();
-    for (genome, path) in genomes.iter().zip(&args.genomes) {
-        bar.set_message(genome.label());
-        let score = evaluator.evaluate(std::slice::from_ref(genome))?.remove(0);
+    bar.set_message(format!("{} genome(s)", genomes.len()));
+    let scores = evaluator.evaluate(&genomes)?;
+    for ((genome, path), score) in genomes.iter().zip(&args.genomes).zip(scores) {
         entries.push(ReplayEntry {
             name: genome.label(),
             file: path.display().to_string(),
@@ -343,7 +357,10 @@ fn verify(root: Option<PathBuf>) -> Result<()> {
 
 impl EvolveArgs {
     fn changes_search(&self) -> bool {
-        self.generations.is_some() || self.population.is_some() || self.seed.is_some()
+        self.generations.is_some()
+            || self.population.is_some()
+            || self.seed.is_some()
+            || self.fidelity.is_some()
     }
 
     fn apply(&self, config: Config) -> Result<Config> {
@@ -353,6 +370,9 @@ impl EvolveArgs {
         if let Some(seed) = self.seed {
             config.search.seed = seed;
             config.protocol.seed = seed;
+        }
+        if let Some(fidelity) = &self.fidelity {
+            config.fidelity.enabled = fidelity == "on";
         }
         config
             .validate()
@@ -367,6 +387,7 @@ fn evolution(args: &EvolveArgs) -> Result<()> {
         device: evolve::device::parse(&args.protocol.device)?,
         data_root: data::resolve_root(args.protocol.data_dir.as_deref()),
         quiet: args.quiet,
+        batch_candidates: args.batch_candidates,
     };
     let (dir, result) = match &args.resume {
         Some(dir) => {

@@ -116,11 +116,13 @@ impl Progress {
         self.candidates.set_message(message.to_string());
     }
 
-    pub fn candidate(&self, generation: usize, index: usize, genome: &Genome) {
+    pub fn candidate(&self, generation: usize, index: usize, genome: &Genome, what: &str) {
         self.candidates
             .set_position((generation * self.population + index) as u64);
-        self.candidates
-            .set_message(format!("gen {generation} #{index}: {}", genome.label()));
+        self.candidates.set_message(format!(
+            "gen {generation} #{index} {what}: {}",
+            genome.label()
+        ));
         if let Some(steps) = &self.steps {
             steps.set_message(truncate(&genome.describe(), 70));
         }
@@ -179,6 +181,10 @@ pub fn summary_markdown(cp: &Checkpoint) -> String {
             )
         })
         .collect();
+    let f = &cp.config.fidelity;
+    if f.enabled {
+        s += &format!("Multi-fidelity selection: every new genome screened on {:.1}% of the steps, the best {:.0}% (at least one) trained in full.\n\n", 100.0 * f.budget, 100.0 * f.promote);
+    }
     s += &format!("Protocol: {} × {} seed(s). Fitness is the mean over tasks of the published fitness divided by Adam's (Adam = 1.0).\n\n", tasks.join(", "), cp.config.protocol.seeds);
     if let Some(best) = &cp.best {
         s += "## Best genome\n\n";

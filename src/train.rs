@@ -2,10 +2,10 @@
 use crate::data::{loader::BatchStream, Dataset, DatasetKind};
 use crate::error::{Error, Result};
 use crate::genome::Genome;
-use crate::models::{self, ModelKind};
+use crate::models::{ModelKind, Net};
 use crate::optim::UpdateRule;
 use serde::{Deserialize, Serialize};
-use tch::{nn, nn::ModuleT, Device, Kind, Tensor};
+use tch::{nn, Device, Kind, Tensor};
 
 /// A loss above this (or NaN/inf) means the run diverged.
 pub const DIVERGED_LOSS: f64 = 50.0;
@@ -57,80 +57,187 @@ pub fn train_run(
     device: Device,
     on_step: &dyn Fn(u64),
 ) -> Result<RunMetrics> {
-    let _rng = GLOBAL_RNG
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    Ok(train_stacked(
+        task,
+        std::slice::from_ref(genome),
+        seed,
+        data,
+        device,
+        on_step,
+    )?
+    .remove(0))
+}
+
+/// K members of one network, their optimizers and their batch stream, set up from `seed`.
+/// Holds libtorch's generator for its whole life (see `GLOBAL_RNG`).
+pub struct Trainer<'a> {
+    pub vs: nn::VarStore,
+    pub model: Net,
+    stream: BatchStream<'a>,
+    opt: UpdateRule,
+    _rng: std::sync::MutexGuard<'static, ()>,
+}
+
+impl<'a> Trainer<'a> {
+    pub fn new(
+        task: &Task,
+        genomes: &[Genome],
+        seed: u64,
+        data: &'a Dataset,
+        device: Device,
+    ) -> Trainer<'a> {
+        Trainer::with_precision(task, genomes, seed, data, device, Kind::Float)
+    }
+
+    /// The same in another floating-point precision (`Kind::Double` to check equivalences
+    /// without float32 rounding).
+    pub fn with_precision(
+        task: &Task,
+        genomes: &[Genome],
+        seed: u64,
+        data: &'a Dataset,
+        device: Device,
+        kind: Kind,
+    ) -> Trainer<'a> {
+        let rng = GLOBAL_RNG
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        tch::manual_seed(seed as i64);
+        let mut vs = nn::VarStore::new(device);
+        let model = Net::new(task.model, &vs.root(), task.dataset, genomes.len() as i64);
+        vs.set_kind(kind);
+        let stream = BatchStream::new(data, task.train_subset, task.batch);
+        let opt = UpdateRule::stacked(genomes, &vs, task.steps);
+        Trainer {
+            vs,
+            model,
+            stream,
+            opt,
+            _rng: rng,
+        }
+    }
+
+    /// One training step of every member on the next batch; returns their losses `[K]`.
+    pub fn step(&mut self) -> Tensor {
+        let (x, y) = self.stream.next_batch();
+        let losses = member_losses(&self.model.forward(&x, true), &y);
+        self.opt.zero_grad();
+        losses.sum(Kind::Float).backward();
+        self.opt.step();
+        losses.detach()
+    }
+}
+
+/// Trains `genomes.len()` members side by side in one stacked network (see `models::Net`), each
+/// updated by its own genome, all from the initial weights and batches a single run with `seed`
+/// gets. A member that diverges is flagged and stops counting; the others train on. Without
+/// dropout, each member's run equals the corresponding single run up to floating-point rounding.
+pub fn train_stacked(
+    task: &Task,
+    genomes: &[Genome],
+    seed: u64,
+    data: &Dataset,
+    device: Device,
+    on_step: &dyn Fn(u64),
+) -> Result<Vec<RunMetrics>> {
     let start = std::time::Instant::now();
-    tch::manual_seed(seed as i64);
-    let vs = nn::VarStore::new(device);
-    let model = models::build(task.model, &vs.root(), task.dataset);
-    let mut stream = BatchStream::new(data, task.train_subset, task.batch);
-    let mut opt = UpdateRule::new(genome, &vs, task.steps);
-    let losses = Tensor::zeros([task.steps as i64], (Kind::Float, device));
-    let mut host_losses: Vec<f32> = Vec::with_capacity(task.steps as usize);
-    let mut diverged = false;
+    let k = genomes.len();
+    let mut trainer = Trainer::new(task, genomes, seed, data, device);
+    let losses = Tensor::zeros([task.steps as i64, k as i64], (Kind::Float, device));
+    let mut curves: Vec<Vec<f32>> = vec![Vec::with_capacity(task.steps as usize); k];
+    let mut diverged = vec![false; k];
     let mut checked = 0u64;
     for s in 0..task.steps {
         if crate::interrupt::requested() {
             return Err(Error::Interrupted);
         }
-        let (x, y) = stream.next_batch();
-        let loss = model.forward_t(&x, true).cross_entropy_for_logits(&y);
         losses
             .narrow(0, s as i64, 1)
-            .copy_(&loss.detach().view([1]));
-        opt.zero_grad();
-        loss.backward();
-        opt.step();
+            .copy_(&trainer.step().unsqueeze(0));
         let done = s + 1;
         if done % CHECK_EVERY == 0 || done == task.steps {
-            let fresh =
-                Vec::<f32>::try_from(losses.narrow(0, checked as i64, (done - checked) as i64))
-                    .expect("float losses");
+            let rows = (done - checked) as i64;
+            let fresh = Vec::<f32>::try_from(
+                losses
+                    .narrow(0, checked as i64, rows)
+                    .contiguous()
+                    .view([-1]),
+            )
+            .expect("float losses");
             checked = done;
-            match fresh
-                .iter()
-                .position(|l| !l.is_finite() || *l as f64 > DIVERGED_LOSS)
-            {
-                Some(bad) => {
-                    host_losses.extend_from_slice(&fresh[..bad]);
-                    diverged = true;
-                    break;
+            for (member, curve) in curves.iter_mut().enumerate() {
+                if diverged[member] {
+                    continue;
                 }
-                None => host_losses.extend(fresh),
+                for row in fresh.chunks(k) {
+                    let loss = row[member];
+                    if !loss.is_finite() || loss as f64 > DIVERGED_LOSS {
+                        diverged[member] = true;
+                        break;
+                    }
+                    curve.push(loss);
+                }
             }
             on_step(done);
+            if diverged.iter().all(|&d| d) {
+                break;
+            }
         }
     }
     let train_seconds = start.elapsed().as_secs_f64();
-    let val_acc = if diverged {
-        0.0
+    let accuracy = if diverged.iter().all(|&d| d) {
+        vec![0.0; k]
     } else {
-        accuracy(&model, data)
+        accuracy(&trainer.model, data)
     };
-    Ok(RunMetrics {
-        seed,
-        val_acc,
-        steps: host_losses.len() as u64,
-        losses: host_losses,
-        diverged,
-        seconds: start.elapsed().as_secs_f64(),
-        train_seconds,
-    })
+    let seconds = start.elapsed().as_secs_f64();
+    Ok((0..k)
+        .map(|member| RunMetrics {
+            seed,
+            val_acc: if diverged[member] {
+                0.0
+            } else {
+                accuracy[member]
+            },
+            steps: curves[member].len() as u64,
+            losses: std::mem::take(&mut curves[member]),
+            diverged: diverged[member],
+            seconds,
+            train_seconds,
+        })
+        .collect())
 }
 
-/// Accuracy on the whole test set, counted on the device, read back once.
-pub fn accuracy(model: &impl ModuleT, data: &Dataset) -> f64 {
+/// Mean cross-entropy of each member, `[K]`, from logits `[K, N, classes]`.
+fn member_losses(logits: &Tensor, y: &Tensor) -> Tensor {
+    let (k, n, classes) = logits.size3().expect("[K, N, classes]");
+    logits
+        .reshape([k * n, classes])
+        .cross_entropy_loss::<Tensor>(&y.repeat([k]), None, tch::Reduction::None, -100, 0.0)
+        .view([k, n])
+        .mean_dim(1, false, Kind::Float)
+}
+
+/// Each member's accuracy on the whole test set, counted on the device, read back once.
+pub fn accuracy(model: &Net, data: &Dataset) -> Vec<f64> {
     let _no_grad = tch::no_grad_guard();
     let n = data.test_y.size()[0];
-    let mut correct = Tensor::zeros([], (Kind::Int64, data.test_y.device()));
+    let mut correct: Option<Tensor> = None;
     for start in (0..n).step_by(1000) {
         let len = 1000.min(n - start);
         let x = data.normalise(&data.test_x.narrow(0, start, len));
-        let predicted = model.forward_t(&x, false).argmax(1, false);
-        correct += predicted
-            .eq_tensor(&data.test_y.narrow(0, start, len))
-            .sum(Kind::Int64);
+        let predicted = model.forward(&x, false).argmax(-1, false);
+        let hits = predicted
+            .eq_tensor(&data.test_y.narrow(0, start, len).unsqueeze(0))
+            .sum_dim_intlist(1, false, Kind::Int64);
+        correct = Some(match correct {
+            Some(c) => c + hits,
+            None => hits,
+        });
     }
-    correct.int64_value(&[]) as f64 / n as f64
+    Vec::<i64>::try_from(correct.expect("a non-empty test set"))
+        .expect("int64 counts")
+        .into_iter()
+        .map(|c| c as f64 / n as f64)
+        .collect()
 }

@@ -170,3 +170,14 @@ fn check_command_accepts_good_files_and_rejects_bad_ones() {
         &["bad.json", "beta2", "1.5", "[0, 1)"],
     );
 }
+
+#[test]
+fn genomes_round_trip_through_json_bit_for_bit() {
+    // A value that serde_json's default (fast, inexact) float parser reads back one ULP off.
+    let lr = 0.0014499033624410568f64;
+    let text = GOOD.replace("0.001", &format!("{lr:?}"));
+    let g = Genome::from_json(&text, "x").unwrap();
+    assert_eq!(g.lr.to_bits(), lr.to_bits());
+    let again = Genome::from_json(&serde_json::to_string(&g).unwrap(), "x").unwrap();
+    assert_eq!(again.hash(), g.hash());
+}

@@ -173,13 +173,12 @@ fn the_published_models_have_the_published_shapes() {
         320 + 18496 + (3136 * 256 + 256) + 2570
     );
     let vs = tch::nn::VarStore::new(Device::Cpu);
-    let net = models::build(ModelKind::MarfinetzCnn, &vs.root(), DatasetKind::Cifar10);
-    let y = tch::nn::ModuleT::forward_t(
-        &net,
+    let net = models::Net::new(ModelKind::MarfinetzCnn, &vs.root(), DatasetKind::Cifar10, 3);
+    let y = net.forward(
         &Tensor::zeros([2, 3, 32, 32], (Kind::Float, Device::Cpu)),
         false,
     );
-    assert_eq!(y.size(), [2, 10]);
+    assert_eq!(y.size(), [3, 2, 10], "[members, batch, classes]");
 }
 
 #[test]

@@ -1,9 +1,12 @@
-//! The update-rule engine: applies a genome to the trainable tensors of a `VarStore` in place.
+//! The update-rule engine: applies genomes to the trainable tensors of a `VarStore` in place.
 //!
-//! All parameters are re-pointed into one flat buffer (each variable becomes a view of it), so a
-//! step is a fixed handful of whole-buffer kernels whatever the number of tensors: gather the
-//! gradients (one `cat`), update the moments, sum the terms, apply modifiers, write the weights.
-//! The order follows the published code: clip g, decay weights, update m and v, then `w ← w − Δw`.
+//! All parameters are re-pointed into one flat buffer of shape `[K, P]` (each variable becomes a
+//! view of it): K members, each with P parameters and its own genome. Every per-member number
+//! (learning rate, β, term weights, flags) is a `[K, 1]` column that broadcasts over the buffer,
+//! so a step is a fixed handful of whole-buffer kernels whatever the number of tensors or members:
+//! gather the gradients (one `cat`), update the moments, sum the terms, apply modifiers, write the
+//! weights. A single optimizer is K = 1. The order follows the published code: clip g, decay
+//! weights, update m and v, then `w ← w − Δw`, then Lookahead.
 pub mod modifiers;
 pub mod schedule;
 
@@ -11,14 +14,15 @@ use crate::genome::{Genome, TermKind};
 use modifiers::Segments;
 use tch::{nn::VarStore, Tensor};
 
-/// The running state of one optimizer over one model.
+/// The running state of K optimizers over K stacked models (or one over one).
 pub struct UpdateRule {
-    genome: Genome,
+    /// One canonical genome per member.
+    genomes: Vec<Genome>,
     total_steps: u64,
     /// Steps taken so far.
     t: u64,
     params: Vec<Tensor>,
-    /// Every trainable parameter, end to end; the variables are views into it.
+    /// Every trainable parameter, `[K, P]`; the variables are views into it.
     flat: Tensor,
     /// First moment `m` (when a term reads it).
     m: Option<Tensor>,
@@ -30,46 +34,89 @@ pub struct UpdateRule {
     prev_grad: Option<Tensor>,
     /// Lookahead's slow weights.
     slow: Option<Tensor>,
-    /// Tensor boundaries in `flat`, for per-tensor modifiers.
+    /// Tensor boundaries in each member's row, for per-tensor modifiers.
     segments: Option<Segments>,
 }
 
+/// Per-step, per-member numbers, built on the host and sent to the device in one copy.
+struct Columns {
+    k: usize,
+    values: Vec<f64>,
+}
+
+impl Columns {
+    /// Adds a column (one value per member) and returns its row index.
+    fn push(&mut self, values: impl IntoIterator<Item = f64>) -> usize {
+        let before = self.values.len();
+        self.values.extend(values);
+        assert_eq!(self.values.len() - before, self.k, "one value per member");
+        before / self.k
+    }
+
+    /// All columns as one tensor `[rows, K, 1]` on `like`'s device and kind.
+    fn upload(&self, like: &Tensor) -> Tensor {
+        Tensor::from_slice(&self.values)
+            .view([-1, self.k as i64, 1])
+            .to_kind(like.kind())
+            .to_device(like.device())
+    }
+}
+
 impl UpdateRule {
-    /// Takes over the trainable variables of `vs` for a run of `total_steps` steps (cosine decay
-    /// and sign decay need the run length). The genome is used in canonical form.
+    /// One optimizer over the trainable variables of `vs`, for a run of `total_steps` steps
+    /// (cosine decay and sign decay need the run length). The genome is used in canonical form.
     pub fn new(genome: &Genome, vs: &VarStore, total_steps: u64) -> UpdateRule {
-        let genome = genome.canonical();
+        UpdateRule::stacked(std::slice::from_ref(genome), vs, total_steps)
+    }
+
+    /// K optimizers over a K-member model: every trainable variable has a leading dimension K,
+    /// and member k's slice is updated by `genomes[k]`.
+    pub fn stacked(genomes: &[Genome], vs: &VarStore, total_steps: u64) -> UpdateRule {
+        let k = genomes.len() as i64;
+        let genomes: Vec<Genome> = genomes.iter().map(Genome::canonical).collect();
         let params = vs.trainable_variables();
+        for p in &params {
+            assert!(
+                k == 1 || p.size().first() == Some(&k),
+                "a stacked model's variables lead with the member dimension {k}, got {:?}",
+                p.size()
+            );
+        }
         let flat = Tensor::cat(
             &params
                 .iter()
-                .map(|p| p.detach().reshape(-1))
+                .map(|p| p.detach().reshape([k, -1]))
                 .collect::<Vec<_>>(),
-            0,
+            1,
         );
         let mut numels = Vec::with_capacity(params.len());
         let mut offset = 0;
         for p in &params {
-            let n = p.numel() as i64;
-            let view = flat.narrow(0, offset, n).view(p.size().as_slice());
-            p.shallow_clone().set_data(&view);
+            let n = p.numel() as i64 / k;
+            p.shallow_clone()
+                .set_data(&flat.narrow(1, offset, n).view(p.size().as_slice()));
             numels.push(n);
             offset += n;
         }
+        let any = |f: &dyn Fn(&Genome) -> bool| genomes.iter().any(f);
         let zeros = || Some(flat.zeros_like());
-        let per_tensor = genome.trust_ratio || genome.diffgrad;
         UpdateRule {
-            m: if genome.needs_m() { zeros() } else { None },
-            v: if genome.needs_v() { zeros() } else { None },
-            lion_m: if genome.has(TermKind::Lion) {
+            m: if any(&|g| g.needs_m()) { zeros() } else { None },
+            v: if any(&|g| g.needs_v()) { zeros() } else { None },
+            lion_m: if any(&|g| g.has(TermKind::Lion)) {
                 zeros()
             } else {
                 None
             },
-            prev_grad: if genome.diffgrad { zeros() } else { None },
-            slow: genome.lookahead.map(|_| flat.copy()),
-            segments: per_tensor.then(|| Segments::new(&numels, flat.device())),
-            genome,
+            prev_grad: if any(&|g| g.diffgrad) { zeros() } else { None },
+            slow: if any(&|g| g.lookahead.is_some()) {
+                Some(flat.copy())
+            } else {
+                None
+            },
+            segments: any(&|g| g.trust_ratio || g.diffgrad)
+                .then(|| Segments::new(&numels, k, flat.device())),
+            genomes,
             total_steps,
             t: 0,
             params,
@@ -82,7 +129,7 @@ impl UpdateRule {
         self.t
     }
 
-    /// All trainable parameters as one flat tensor (a view: do not write to it).
+    /// All trainable parameters as one `[K, P]` tensor (a view: do not write to it).
     pub fn flat_params(&self) -> &Tensor {
         &self.flat
     }
@@ -93,143 +140,172 @@ impl UpdateRule {
         }
     }
 
+    fn any(&self, f: impl Fn(&Genome) -> bool) -> bool {
+        self.genomes.iter().any(f)
+    }
+
+    /// A column of one value per member.
+    fn per_member(&self, f: impl Fn(&Genome) -> f64) -> Vec<f64> {
+        self.genomes.iter().map(f).collect()
+    }
+
     /// One optimizer step from the gradients now stored on the parameters.
     pub fn step(&mut self) {
         let _no_grad = tch::no_grad_guard();
-        let g = &self.genome;
         let s = self.t;
-        let lr = schedule::learning_rate(g, s, self.total_steps);
+        let t = (s + 1) as f64;
+        let lr = self.per_member(|g| schedule::learning_rate(g, s, self.total_steps));
+
+        // Every per-member number this step needs, in one upload.
+        let mut cols = Columns {
+            k: self.genomes.len(),
+            values: Vec::new(),
+        };
+        let c_lr = cols.push(lr.clone());
+        let c_clip = cols.push(self.per_member(|g| g.grad_clip.unwrap_or(f64::INFINITY)));
+        let c_decay = cols.push(
+            self.genomes
+                .iter()
+                .zip(&lr)
+                .map(|(g, lr)| 1.0 - lr * g.weight_decay),
+        );
+        let c_m = cols.push(self.per_member(|g| if g.use_m { 1.0 - g.beta1 } else { 1.0 }));
+        let c_v_keep = cols.push(self.per_member(|g| if g.use_v { g.beta2 } else { 0.0 }));
+        let c_v_new = cols.push(self.per_member(|g| if g.use_v { 1.0 - g.beta2 } else { 1.0 }));
+        let c_trust = cols.push(self.per_member(|g| g.trust_ratio as u8 as f64));
+        let c_diffgrad = cols.push(self.per_member(|g| g.diffgrad as u8 as f64));
+        let lookahead_now: Vec<f64> = self.per_member(|g| {
+            g.lookahead
+                .map_or(0.0, |la| ((s + 1).is_multiple_of(la.k)) as u8 as f64)
+        });
+        let c_la_alpha = cols.push(
+            self.genomes
+                .iter()
+                .zip(&lookahead_now)
+                .map(|(g, now)| g.lookahead.map_or(0.0, |la| la.alpha) * now),
+        );
+        let c_la_now = cols.push(lookahead_now.iter().copied());
+        let terms = TermColumns::push(&mut cols, &self.genomes, t, s, self.total_steps);
+        let col = cols.upload(&self.flat);
+        let c = |i: usize| col.get(i as i64);
 
         let mut grad = self.flat_grad();
-        if let Some(c) = g.grad_clip {
-            let _ = grad.clamp_(-c, c);
+        if self.any(|g| g.grad_clip.is_some()) {
+            grad = grad.minimum(&c(c_clip)).maximum(&-c(c_clip));
         }
-        let w_norm = match (&self.segments, g.trust_ratio) {
+        let w_norm = match (&self.segments, self.any(|g| g.trust_ratio)) {
             (Some(seg), true) => Some(seg.norms(&self.flat)),
             _ => None,
         };
-        if g.weight_decay > 0.0 {
-            let _ = self.flat.g_mul_scalar_(1.0 - lr * g.weight_decay);
+        if self.any(|g| g.weight_decay > 0.0) {
+            let _ = self.flat.g_mul_(&c(c_decay));
         }
-        self.update_moments(&grad);
-        let direction = self.direction(&grad, s);
+        if let Some(m) = &mut self.m {
+            let _ = m.lerp_tensor_(&grad, &c(c_m));
+        }
+        if let Some(v) = &mut self.v {
+            let _ = v.g_mul_(&c(c_v_keep));
+            let _ = v.addcmul_(&(&grad * c(c_v_new)), &grad);
+        }
+        let direction = self.direction(&grad, &terms, &c);
 
-        // Per-tensor multipliers ξ (DiffGrad) and φ (trust ratio), when asked for.
+        // Per-tensor multipliers ξ (DiffGrad) and φ (trust ratio), 1 for members without them.
         let mut per_tensor: Option<Tensor> = None;
         if let (Some(prev), Some(seg)) = (&mut self.prev_grad, &self.segments) {
-            per_tensor = Some(modifiers::diffgrad_friction(&seg.norms(&(&*prev - &grad))));
+            let xi = modifiers::diffgrad_friction(&seg.norms(&(&*prev - &grad)));
+            per_tensor = Some(xi.where_self(&c(c_diffgrad).gt(0.5), &xi.ones_like()));
             prev.copy_(&grad);
         }
         if let (Some(w_norm), Some(seg)) = (&w_norm, &self.segments) {
-            let update_norm = seg.norms(&(&self.flat - &direction * lr));
+            let update_norm = seg.norms(&(&self.flat - &direction * c(c_lr)));
             let phi = modifiers::trust_ratio(w_norm, &update_norm);
+            let phi = phi.where_self(&c(c_trust).gt(0.5), &phi.ones_like());
             per_tensor = Some(match per_tensor {
                 Some(xi) => xi * phi,
                 None => phi,
             });
         }
         let step = match (&per_tensor, &self.segments) {
-            (Some(scale), Some(seg)) => direction * lr * seg.expand(scale),
-            _ => direction * lr,
+            (Some(scale), Some(seg)) => direction * c(c_lr) * seg.expand(scale),
+            _ => direction * c(c_lr),
         };
         let _ = self.flat.g_sub_(&step);
 
-        if let (Some(la), Some(slow)) = (self.genome.lookahead, &mut self.slow) {
-            if (s + 1).is_multiple_of(la.k) {
-                let _ = slow.lerp_(&self.flat, la.alpha);
-                self.flat.copy_(slow);
+        if let Some(slow) = &mut self.slow {
+            if lookahead_now.iter().any(|&now| now > 0.0) {
+                let _ = slow.lerp_tensor_(&self.flat, &c(c_la_alpha));
+                let merged = slow.where_self(&c(c_la_now).gt(0.5), &self.flat);
+                self.flat.copy_(&merged);
             }
         }
         self.t += 1;
     }
 
-    /// The gradients of all parameters as one flat tensor (zeros where a parameter got none).
+    /// The gradients of all parameters as one `[K, P]` tensor (zeros where a parameter got none).
     fn flat_grad(&self) -> Tensor {
+        let k = self.genomes.len() as i64;
         let parts: Vec<Tensor> = self
             .params
             .iter()
             .map(|p| {
                 let grad = p.grad();
                 if grad.defined() {
-                    grad.reshape(-1)
+                    grad.reshape([k, -1])
                 } else {
-                    p.detach().zeros_like().reshape(-1)
+                    p.detach().zeros_like().reshape([k, -1])
                 }
             })
             .collect();
-        Tensor::cat(&parts, 0)
+        Tensor::cat(&parts, 1)
     }
 
-    /// `m ← β1·m + (1−β1)·g` (or `m = g`), `v ← β2·v + (1−β2)·g²` (or `v = g²`).
-    fn update_moments(&mut self, grad: &Tensor) {
-        let g = &self.genome;
-        if let Some(m) = &mut self.m {
-            if g.use_m {
-                let _ = m.lerp_(grad, 1.0 - g.beta1);
-            } else {
-                m.copy_(grad);
-            }
-        }
-        if let Some(v) = &mut self.v {
-            if g.use_v {
-                let _ = v.g_mul_scalar_(g.beta2);
-                let _ = v.addcmul_(&(grad * (1.0 - g.beta2)), grad);
-            } else {
-                v.copy_(&grad.square());
-            }
-        }
-    }
-
-    /// `Σ_k weight_k · T_k`, each term computed once (the genome is canonical: one entry per kind).
-    fn direction(&mut self, grad: &Tensor, s: u64) -> Tensor {
-        let g = &self.genome;
-        let t = (s + 1) as f64;
-        let (bc1, bc2) = if g.bias_correction {
-            (1.0 - g.beta1.powf(t), 1.0 - g.beta2.powf(t))
-        } else {
-            (1.0, 1.0)
-        };
-        // √v̂ + ε, written as PyTorch's Adam writes it: √v / √(1−β2^t) + ε.
-        let denom = self.v.as_ref().map(|v| v.sqrt() / bc2.sqrt() + g.eps);
+    /// `Σ_k weight_k · T_k` for every member at once: each kind any member uses is computed once
+    /// over the whole buffer, weighted by a column that is 0 for members without it.
+    fn direction(
+        &mut self,
+        grad: &Tensor,
+        terms: &TermColumns,
+        c: &dyn Fn(usize) -> Tensor,
+    ) -> Tensor {
         let m = self.m.as_ref();
-        let m_hat = |w: f64| m.expect("m kept for this term") * (w / bc1);
-        let d_t = schedule::sign_decay(g.sign_decay, s, self.total_steps);
-
+        // √v̂ + ε, written as PyTorch's Adam writes it: √v / √(1−β2^t) + ε.
+        let sqrt_v = self.v.as_ref().map(Tensor::sqrt);
+        let denom = |divisor: usize| sqrt_v.as_ref().expect("v kept") / c(divisor) + c(terms.eps);
+        let rms_denom = terms.uses(TermKind::RmsNorm).then(|| denom(terms.sqrt_bc2));
+        let adam_denom = terms
+            .uses(TermKind::Adam)
+            .then(|| denom(terms.adam_sqrt_bc2));
+        let d = c(terms.sign_decay);
         let mut total: Option<Tensor> = None;
-        for term in &g.terms {
-            let w = term.weight;
-            let contribution = match term.kind {
+        for (kind, rows) in &terms.kinds {
+            let w = c(rows[0]);
+            let m = || m.expect("m kept for this term");
+            let contribution = match kind {
                 TermKind::Gradient => grad * w,
-                TermKind::Momentum => m_hat(w),
-                TermKind::RmsNorm => grad / denom.as_ref().expect("v kept") * w,
+                TermKind::Momentum => m() * w,
+                TermKind::RmsNorm => grad / rms_denom.as_ref().expect("computed") * w,
                 TermKind::Adam => {
-                    let m = m.expect("m kept");
-                    if g.radam {
-                        match modifiers::radam_rectifier(g.beta1, g.beta2, t) {
-                            Some(r) => {
-                                m / (self.v.as_ref().expect("v kept").sqrt() + g.eps) * (w * r)
-                            }
-                            None => m * (w / (1.0 - g.beta1.powf(t))),
-                        }
+                    let adam = m() / adam_denom.as_ref().expect("computed") * w;
+                    // RAdam while the variance is intractable: plain bias-corrected momentum.
+                    if terms.radam_momentum {
+                        adam + m() * c(rows[1])
                     } else {
-                        m / denom.as_ref().expect("v kept") * (w / bc1)
+                        adam
                     }
                 }
                 TermKind::Sign => grad.sign() * w,
-                TermKind::Unit => grad / (grad.abs() + g.eps) * w,
-                TermKind::Nesterov => m_hat(0.1 * w) + grad * (0.9 * w),
-                TermKind::SignMomentum => m.expect("m kept").sign() * w,
+                TermKind::Unit => grad / (grad.abs() + c(terms.eps)) * w,
+                TermKind::Nesterov => m() * w + grad * c(rows[1]),
+                TermKind::SignMomentum => m().sign() * w,
                 TermKind::Lion => {
                     let lion_m = self.lion_m.as_mut().expect("lion state kept");
-                    let c = lion_m.lerp(grad, 1.0 - g.beta1).sign() * w;
-                    let _ = lion_m.lerp_(grad, 1.0 - g.beta2);
-                    c
+                    let term = lion_m.lerp_tensor(grad, &c(rows[1])).sign() * w;
+                    let _ = lion_m.lerp_tensor_(grad, &c(rows[2]));
+                    term
                 }
                 // sign(g)·g = |g|, so (1 + d·sign(g)·sign(m))·g = g + d·|g|·sign(m).
-                TermKind::AddSign => (grad + grad.abs() * m.expect("m kept").sign() * d_t) * w,
-                TermKind::PowerSign => {
-                    (grad.sign() * m.expect("m kept").sign() * d_t).exp() * grad * w
-                }
+                TermKind::AddSign => (grad + grad.abs() * m().sign() * &d) * w,
+                TermKind::PowerSign => (grad.sign() * m().sign() * &d).exp() * grad * w,
             };
             total = Some(match total {
                 Some(acc) => acc + contribution,
@@ -237,5 +313,98 @@ impl UpdateRule {
             });
         }
         total.expect("a validated genome has at least one term")
+    }
+}
+
+/// The per-member columns of the terms: for each kind some member uses, its weight (0 for the
+/// others) with the step's bias corrections folded in, plus the columns the terms share.
+struct TermColumns {
+    kinds: Vec<(TermKind, Vec<usize>)>,
+    eps: usize,
+    sqrt_bc2: usize,
+    /// √(1−β2^t) for the adam term; 1 for RAdam members (their rectifier carries the correction).
+    adam_sqrt_bc2: usize,
+    sign_decay: usize,
+    /// Whether some RAdam member is still in its momentum phase this step.
+    radam_momentum: bool,
+}
+
+impl TermColumns {
+    fn push(
+        cols: &mut Columns,
+        genomes: &[Genome],
+        t: f64,
+        s: u64,
+        total_steps: u64,
+    ) -> TermColumns {
+        let weight = |g: &Genome, kind: TermKind| {
+            g.terms
+                .iter()
+                .filter(|x| x.kind == kind)
+                .map(|x| x.weight)
+                .sum::<f64>()
+        };
+        let bc = |g: &Genome, beta: f64| {
+            if g.bias_correction {
+                1.0 - beta.powf(t)
+            } else {
+                1.0
+            }
+        };
+        let col = |cols: &mut Columns, f: &dyn Fn(&Genome) -> f64| cols.push(genomes.iter().map(f));
+        let radam = |g: &Genome| {
+            if g.radam {
+                Some(modifiers::radam_rectifier(g.beta1, g.beta2, t))
+            } else {
+                None
+            }
+        };
+        let mut kinds = Vec::new();
+        for kind in TermKind::ALL {
+            if !genomes.iter().any(|g| g.has(kind)) {
+                continue;
+            }
+            let rows = match kind {
+                TermKind::Momentum => vec![col(cols, &|g| weight(g, kind) / bc(g, g.beta1))],
+                TermKind::Adam => vec![
+                    col(cols, &|g| match radam(g) {
+                        None => weight(g, kind) / bc(g, g.beta1),
+                        Some(Some(r)) => weight(g, kind) * r,
+                        Some(None) => 0.0,
+                    }),
+                    col(cols, &|g| match radam(g) {
+                        Some(None) => weight(g, kind) / (1.0 - g.beta1.powf(t)),
+                        _ => 0.0,
+                    }),
+                ],
+                TermKind::Nesterov => vec![
+                    col(cols, &|g| 0.1 * weight(g, kind) / bc(g, g.beta1)),
+                    col(cols, &|g| 0.9 * weight(g, kind)),
+                ],
+                TermKind::Lion => vec![
+                    col(cols, &|g| weight(g, kind)),
+                    col(cols, &|g| 1.0 - g.beta1),
+                    col(cols, &|g| 1.0 - g.beta2),
+                ],
+                _ => vec![col(cols, &|g| weight(g, kind))],
+            };
+            kinds.push((kind, rows));
+        }
+        TermColumns {
+            kinds,
+            eps: col(cols, &|g| g.eps),
+            sqrt_bc2: col(cols, &|g| bc(g, g.beta2).sqrt()),
+            adam_sqrt_bc2: col(cols, &|g| if g.radam { 1.0 } else { bc(g, g.beta2).sqrt() }),
+            sign_decay: col(cols, &|g| {
+                schedule::sign_decay(g.sign_decay, s, total_steps)
+            }),
+            radam_momentum: genomes
+                .iter()
+                .any(|g| g.has(TermKind::Adam) && radam(g) == Some(None)),
+        }
+    }
+
+    fn uses(&self, kind: TermKind) -> bool {
+        self.kinds.iter().any(|(k, _)| *k == kind)
     }
 }

@@ -17,39 +17,44 @@ pub fn radam_rectifier(beta1: f64, beta2: f64, t: f64) -> Option<f64> {
     Some(r / (1.0 - beta1.powf(t)))
 }
 
-/// The parameter tensors laid end to end in one flat buffer: per-tensor reductions
-/// (norms for trust ratio and DiffGrad) become one segmented reduction instead of a loop.
+/// The parameter tensors laid end to end in each member's row of a `[K, P]` buffer: per-tensor
+/// reductions (norms for trust ratio and DiffGrad) become one segmented reduction, not a loop.
 pub struct Segments {
+    /// `[n]`: each tensor's length within a row.
     lengths: Tensor,
+    /// `[K, n]`: the same for every row, as `segment_reduce` wants it.
+    row_lengths: Tensor,
     total: i64,
 }
 
 impl Segments {
-    pub fn new(numels: &[i64], device: tch::Device) -> Segments {
+    pub fn new(numels: &[i64], members: i64, device: tch::Device) -> Segments {
+        let lengths = Tensor::from_slice(numels).to_device(device);
         Segments {
-            lengths: Tensor::from_slice(numels).to_device(device),
+            row_lengths: lengths.unsqueeze(0).repeat([members, 1]),
+            lengths,
             total: numels.iter().sum(),
         }
     }
 
-    /// ‖x‖₂ of each tensor's slice of the flat buffer `x`.
+    /// ‖x‖₂ of each tensor's slice of each row of `x` (`[K, P]` → `[K, n]`).
     pub fn norms(&self, x: &Tensor) -> Tensor {
         Tensor::segment_reduce(
             &x.square(),
             "sum",
-            Some(&self.lengths),
+            Some(&self.row_lengths),
             None,
             None,
-            0,
+            1,
             false,
             0.0,
         )
         .sqrt()
     }
 
-    /// Broadcasts one value per tensor back over the flat buffer.
+    /// Broadcasts one value per tensor back over the rows (`[K, n]` → `[K, P]`).
     pub fn expand(&self, per_tensor: &Tensor) -> Tensor {
-        per_tensor.repeat_interleave_self_tensor(&self.lengths, 0, self.total)
+        per_tensor.repeat_interleave_self_tensor(&self.lengths, 1, self.total)
     }
 }
 
