@@ -179,9 +179,7 @@ impl Config {
             origin: origin.to_string(),
             message,
         };
-        let config: Config = crate::fsutil::parse_json(text).map_err(err)?;
-        config.validate().map_err(err)?;
-        Ok(config)
+        crate::fsutil::parse_checked(text, Config::validate).map_err(err)
     }
 
     pub fn load(path: &Path) -> Result<Config> {

@@ -285,7 +285,7 @@ pub fn resume(path: &Path, requested: Option<&Config>, options: &RunOptions) -> 
         if requested != &checkpoint.config {
             return Err(Error::run(
                 path,
-                "the requested config or flags differ from the run's saved config.json; a resumed run keeps its protocol and search settings (only --device and --data-dir may change)",
+                "the requested config or flags differ from the run's saved config.json; a resumed run keeps its protocol and search settings (only --device, --data-dir and --batch-candidates may change)",
             ));
         }
     }

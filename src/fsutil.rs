@@ -55,3 +55,14 @@ pub fn parse_json<T: serde::de::DeserializeOwned>(text: &str) -> std::result::Re
     de.end().map_err(|e| format!("malformed JSON: {e}"))?;
     Ok(value)
 }
+
+/// `parse_json`, then `check` on the value: one message either way, for the caller to prefix
+/// with the file name.
+pub fn parse_checked<T: serde::de::DeserializeOwned>(
+    text: &str,
+    check: impl Fn(&T) -> std::result::Result<(), String>,
+) -> std::result::Result<T, String> {
+    let value = parse_json(text)?;
+    check(&value)?;
+    Ok(value)
+}

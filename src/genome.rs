@@ -191,9 +191,7 @@ impl Genome {
             origin: origin.to_string(),
             message,
         };
-        let genome: Genome = crate::fsutil::parse_json(text).map_err(err)?;
-        genome.validate().map_err(err)?;
-        Ok(genome)
+        crate::fsutil::parse_checked(text, Genome::validate).map_err(err)
     }
 
     pub fn load(path: &Path) -> Result<Genome> {

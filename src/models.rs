@@ -24,6 +24,17 @@ pub enum ModelKind {
     TinyCnn,
 }
 
+/// The arithmetic of the forward and backward passes. Weights and optimizer state stay float32
+/// either way; bf16 casts them per pass (mixed precision), which these CPUs run on AMX units.
+/// Part of the protocol: it changes results.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Precision {
+    #[default]
+    Fp32,
+    Bf16,
+}
+
 /// One layer of an architecture.
 #[derive(Clone, Copy, Debug)]
 enum Layer {
@@ -118,6 +129,8 @@ enum Built {
 pub struct Net {
     members: i64,
     layers: Vec<Built>,
+    /// Compute in this kind instead of the parameters' own (mixed precision).
+    compute: Option<Kind>,
 }
 
 /// PyTorch's default initialisation for conv and linear layers: U(±1/√fan_in) for weight and bias.
@@ -186,7 +199,20 @@ impl Net {
                 }
             });
         }
-        Net { members, layers }
+        Net {
+            members,
+            layers,
+            compute: None,
+        }
+    }
+
+    /// The same network computing in `precision` (bf16: weights cast per pass, logits float32).
+    pub fn with_precision(mut self, precision: Precision) -> Net {
+        self.compute = match precision {
+            Precision::Fp32 => None,
+            Precision::Bf16 => Some(Kind::BFloat16),
+        };
+        self
     }
 
     /// Logits `[K, N, classes]` for images `[N, C, H, W]` (every member sees the same images),
@@ -194,19 +220,20 @@ impl Net {
     pub fn forward(&self, x: &Tensor, train: bool) -> Tensor {
         let k = self.members;
         let kind = match &self.layers[0] {
-            Built::Conv { w, .. } => w.kind(),
+            Built::Conv { w, .. } => self.compute.unwrap_or(w.kind()),
             _ => Kind::Float,
         };
+        let cast = |t: Tensor| if t.kind() == kind { t } else { t.to_kind(kind) };
         let x = x.to_kind(kind);
         let mut x = if k > 1 { x.repeat([1, k, 1, 1]) } else { x };
         for layer in &self.layers {
             x = match layer {
                 Built::Conv { w, b } => {
                     let s = w.size();
-                    let weight = w.reshape([k * s[1], s[2], s[3], s[4]]);
+                    let weight = cast(w.reshape([k * s[1], s[2], s[3], s[4]]));
                     x.conv2d(
                         &weight,
-                        b.as_ref().map(|b| b.reshape([-1])),
+                        b.as_ref().map(|b| cast(b.reshape([-1]))),
                         [1, 1],
                         [1, 1],
                         [1, 1],
@@ -231,10 +258,16 @@ impl Net {
                     let n = x.size()[0];
                     x.reshape([n, k, -1]).transpose(0, 1)
                 }
-                Built::Linear { w, b } => b.unsqueeze(1).baddbmm(&x, &w.transpose(1, 2), 1.0, 1.0),
+                Built::Linear { w, b } => {
+                    cast(b.unsqueeze(1)).baddbmm(&x, &cast(w.transpose(1, 2)), 1.0, 1.0)
+                }
             };
         }
-        x
+        if self.compute.is_some() {
+            x.to_kind(Kind::Float)
+        } else {
+            x
+        }
     }
 }
 

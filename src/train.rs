@@ -2,7 +2,7 @@
 use crate::data::{loader::BatchStream, Dataset, DatasetKind};
 use crate::error::{Error, Result};
 use crate::genome::Genome;
-use crate::models::{ModelKind, Net};
+use crate::models::{ModelKind, Net, Precision};
 use crate::optim::UpdateRule;
 use serde::{Deserialize, Serialize};
 use tch::{nn, Device, Kind, Tensor};
@@ -23,6 +23,13 @@ pub struct Task {
     pub train_subset: i64,
     pub batch: i64,
     pub steps: u64,
+    /// `fp32` (default) or `bf16` mixed precision.
+    #[serde(default, skip_serializing_if = "is_fp32")]
+    pub precision: Precision,
+}
+
+fn is_fp32(p: &Precision) -> bool {
+    *p == Precision::Fp32
 }
 
 /// The outcome of one run.
@@ -104,7 +111,8 @@ impl<'a> Trainer<'a> {
             .unwrap_or_else(|poisoned| poisoned.into_inner());
         tch::manual_seed(seed as i64);
         let mut vs = nn::VarStore::new(device);
-        let model = Net::new(task.model, &vs.root(), task.dataset, genomes.len() as i64);
+        let model = Net::new(task.model, &vs.root(), task.dataset, genomes.len() as i64)
+            .with_precision(task.precision);
         vs.set_kind(kind);
         let stream = BatchStream::new(data, task.train_subset, task.batch);
         let opt = UpdateRule::stacked(genomes, &vs, task.steps);

@@ -18,6 +18,7 @@ fn task() -> Task {
         train_subset: 600,
         batch: 32,
         steps: STEPS,
+        precision: Default::default(),
     }
 }
 

@@ -4,7 +4,7 @@ use evolve::data::{loader, synthetic, Dataset, DatasetKind};
 use evolve::evaluator::Evaluator;
 use evolve::fitness::{run_fitness, Score, TaskScore};
 use evolve::genome::{adam_baseline, shipped, Genome};
-use evolve::models::{self, ModelKind};
+use evolve::models::{self, ModelKind, Precision};
 use evolve::train::{train_run, RunMetrics, Task};
 use std::process::Command;
 use tch::{Device, Kind, Tensor};
@@ -17,6 +17,7 @@ fn task(steps: u64) -> Task {
         train_subset: 600,
         batch: 32,
         steps,
+        precision: Precision::Fp32,
     }
 }
 
@@ -226,4 +227,22 @@ fn replay_prints_a_table_and_a_json_document() {
     assert_eq!(doc["genomes"][1]["score"]["vs_adam"], 1.0);
     assert_eq!(doc["protocol"]["tasks"][0]["steps"], 20);
     assert_eq!(doc["baseline"][0]["runs"].as_array().unwrap().len(), 2);
+}
+
+#[test]
+fn bf16_mixed_precision_learns_reproducibly_and_changes_results() {
+    let (_dir, data) = cifar();
+    let bf16 = Task {
+        precision: Precision::Bf16,
+        ..task(80)
+    };
+    let a = train_run(&bf16, &adam_baseline(), 1, &data, Device::Cpu, &|_| {}).unwrap();
+    let b = train_run(&bf16, &adam_baseline(), 1, &data, Device::Cpu, &|_| {}).unwrap();
+    assert_eq!(a.losses, b.losses);
+    assert!(a.val_acc > 0.3, "bf16 accuracy {}", a.val_acc);
+    let fp32 = train_run(&task(80), &adam_baseline(), 1, &data, Device::Cpu, &|_| {}).unwrap();
+    assert_ne!(
+        a.losses, fp32.losses,
+        "bf16 is part of the protocol: it changes results"
+    );
 }
