@@ -258,6 +258,12 @@ impl Net {
                     let n = x.size()[0];
                     x.reshape([n, k, -1]).transpose(0, 1)
                 }
+                // One member: a plain gemm with the transpose folded in (batched gemm of
+                // one is slower on CPU).
+                Built::Linear { w, b } if k == 1 => x
+                    .get(0)
+                    .linear(&cast(w.get(0)), Some(cast(b.get(0))))
+                    .unsqueeze(0),
                 Built::Linear { w, b } => {
                     cast(b.unsqueeze(1)).baddbmm(&x, &cast(w.transpose(1, 2)), 1.0, 1.0)
                 }

@@ -91,7 +91,8 @@ fn check(names: &[&str], kind: Kind, tolerance: f64) {
 }
 
 /// Stacking changes no arithmetic: in float64 every member's losses and parameters equal its
-/// separate run's (measured: identical to the bit for all eight genomes).
+/// separate run's: measured, identical loss curves and parameters within 4e-14 (the stacked linear
+/// layers use a batched gemm, a single network a plain one).
 #[test]
 fn stacked_members_equal_separate_runs_in_float64() {
     check(&ADAM_LIKE, Kind::Double, 1e-4);
@@ -103,9 +104,9 @@ fn stacked_members_equal_separate_runs_in_float64() {
 /// divide small, noisy gradients by their own size, sign-based rules turn a gradient that rounding
 /// pushes across zero into a full ±η step, and a large effective step (SGD+momentum here: lr 0.01,
 /// weight 10) makes the whole trajectory sensitive. Measured after 50 steps (printed by this test):
-/// parameters differ by 9e-8 (Signum) to 1.7e-2 (SGD+momentum), Adam 2e-3, Lion and the published
-/// genome under 1e-3; loss curves by 5e-8 to 4e-3. Held to 5e-2, which catches any real mistake
-/// (a wrong member, a missed update: order 1) while allowing the measured rounding drift.
+/// parameters differ by 9e-8 (Signum) to 1.1e-2 (SGD+momentum), Adam/AdamW 2e-3 to 5e-3, Lion and
+/// the published genome under 5e-4; loss curves by 5e-8 to 3e-3. Held to 5e-2, which catches any
+/// real mistake (a wrong member, a missed update: order 1) while allowing the rounding drift.
 #[test]
 fn stacked_members_stay_close_to_separate_runs_in_float32() {
     check(&ADAM_LIKE, Kind::Float, 5e-2);
@@ -131,17 +132,14 @@ fn a_diverging_member_does_not_leak_into_the_others() {
     );
     for k in [0, 2] {
         let (alone_losses, alone_vars) = train(&genomes[k..=k], &data, Kind::Double);
-        assert_eq!(
-            rel(&losses.select(1, k as i64), &alone_losses.select(1, 0)),
-            0.0,
-            "member {k}'s losses changed"
+        let loss_err = rel(&losses.select(1, k as i64), &alone_losses.select(1, 0));
+        assert!(
+            loss_err <= 1e-12,
+            "member {k}'s losses changed by {loss_err:e}"
         );
         for ((name, v), (_, alone)) in vars.iter().zip(&alone_vars) {
-            assert_eq!(
-                rel(&v.get(k as i64), &alone.get(0)),
-                0.0,
-                "member {k}'s {name} changed"
-            );
+            let err = rel(&v.get(k as i64), &alone.get(0));
+            assert!(err <= 1e-12, "member {k}'s {name} changed by {err:e}");
         }
     }
 }
