@@ -12,7 +12,7 @@ GENERATIONS ?= 5
 .PHONY: evolve test build bootstrap bench
 
 evolve: build
-	target/release/evolve --generations $(GENERATIONS) --config configs/quick.json --out runs/quick
+	target/release/evolve --generations $(GENERATIONS) --config configs/quick.json
 
 test: bootstrap
 	cargo test
