@@ -56,14 +56,6 @@ impl Evaluator {
         }
     }
 
-    pub fn protocol(&self) -> &Protocol {
-        &self.protocol
-    }
-
-    pub fn device(&self) -> Device {
-        self.device
-    }
-
     /// Trains `genome` on every task and seed of the protocol.
     pub fn task_scores(&self, genome: &Genome) -> Result<Vec<TaskScore>> {
         Ok(self

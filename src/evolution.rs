@@ -90,6 +90,9 @@ pub struct Checkpoint {
     /// Training steps done so far (reused scores cost none).
     pub total_steps: u64,
     pub evaluations: u64,
+    /// Evaluations that reused the score of an identical genome (no training).
+    #[serde(default)]
+    pub reused: u64,
     /// Byte length of `history.jsonl` when this checkpoint was written.
     pub history_len: u64,
     /// Genomes trained side by side (stacked); kept so that a resumed run trains the same way.
@@ -265,6 +268,7 @@ pub fn start(config: Config, out: &Path, options: &RunOptions) -> Result<Checkpo
         generations: Vec::new(),
         total_steps: 0,
         evaluations: 0,
+        reused: 0,
         history_len: 0,
         batch_candidates: options
             .batch_candidates
@@ -303,7 +307,7 @@ fn run(dir: &RunDir, mut cp: Checkpoint, options: &RunOptions) -> Result<Checkpo
     let fidelity = cp.config.fidelity.clone();
     let mut full = Evaluator::new(&cp.config.protocol, options.device, &options.data_root)?;
     let progress = crate::report::Progress::new(options.quiet, &cp);
-    full.progress = progress.steps.clone();
+    full.progress = Some(progress.steps.clone());
     full.batch_candidates = cp.batch_candidates.max(1);
     progress.message("adam (baseline)");
     cp.baseline = Some(baseline(
@@ -522,6 +526,7 @@ fn evaluate_in_windows(
             let steps = if trained_now { score.steps() } else { 0 };
             cp.total_steps += steps;
             cp.evaluations += 1;
+            cp.reused += u64::from(!trained_now);
             let evaluation = Evaluation {
                 generation: cp.generation,
                 index,

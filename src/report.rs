@@ -77,7 +77,7 @@ pub struct Progress {
     population: usize,
     multi: MultiProgress,
     candidates: ProgressBar,
-    pub steps: Option<ProgressBar>,
+    pub steps: ProgressBar,
 }
 
 impl Progress {
@@ -108,7 +108,7 @@ impl Progress {
             population: search.population,
             multi,
             candidates,
-            steps: Some(steps),
+            steps,
         }
     }
 
@@ -123,9 +123,7 @@ impl Progress {
             "gen {generation} #{index} {what}: {}",
             genome.label()
         ));
-        if let Some(steps) = &self.steps {
-            steps.set_message(truncate(&genome.describe(), 70));
-        }
+        self.steps.set_message(truncate(&genome.describe(), 70));
     }
 
     pub fn generation_done(&self, stats: &GenerationStats, cp: &Checkpoint) {
@@ -142,16 +140,13 @@ impl Progress {
 
     pub fn finish(&self) {
         self.candidates.finish_and_clear();
-        if let Some(steps) = &self.steps {
-            steps.finish_and_clear();
-        }
+        self.steps.finish_and_clear();
     }
 }
 
 /// `summary.md`: the best genome in words and against the shipped baselines.
 pub fn summary_markdown(cp: &Checkpoint) -> String {
     let search = &cp.config.search;
-    let trained = cp.memo.len() as u64;
     let mut s = String::from("# evolve run summary\n\n");
     s += &format!(
         "Generations {} of {} · population {} · evaluations {} ({} trained, {} reused) · **total training steps {}**\n\n",
@@ -159,8 +154,8 @@ pub fn summary_markdown(cp: &Checkpoint) -> String {
         search.generations,
         search.population,
         cp.evaluations,
-        trained,
-        cp.evaluations.saturating_sub(trained),
+        cp.evaluations - cp.reused,
+        cp.reused,
         cp.total_steps
     );
     let tasks: Vec<String> = cp

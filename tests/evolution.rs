@@ -246,6 +246,14 @@ fn multi_fidelity_trains_fewer_steps_and_off_is_the_plain_protocol() {
             summary.contains(&format!("total training steps {}", total_steps(dir))),
             "{summary}"
         );
+        let lines = history(dir);
+        let reused = lines.iter().filter(|e| e["cached"] == true).count();
+        let breakdown = format!(
+            "evaluations {} ({} trained, {reused} reused)",
+            lines.len(),
+            lines.len() - reused
+        );
+        assert!(summary.contains(&breakdown), "{breakdown} not in {summary}");
     }
     // The best genome is always one trained under the full protocol.
     let best = Genome::load(&on.join("best.json")).unwrap();

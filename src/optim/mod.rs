@@ -124,16 +124,6 @@ impl UpdateRule {
         }
     }
 
-    /// Steps taken so far.
-    pub fn steps_taken(&self) -> u64 {
-        self.t
-    }
-
-    /// All trainable parameters as one `[K, P]` tensor (a view: do not write to it).
-    pub fn flat_params(&self) -> &Tensor {
-        &self.flat
-    }
-
     pub fn zero_grad(&mut self) {
         for p in &mut self.params {
             p.zero_grad();
