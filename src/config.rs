@@ -133,6 +133,100 @@ impl Default for GaParams {
     }
 }
 
+/// The log10 ranges a genome's positive scalars may be drawn from: 10^x stays a finite,
+/// non-zero float.
+const LOG10_LIMIT: f64 = 300.0;
+
+impl GaParams {
+    /// Every rate a probability, every σ finite and ≥ 0, every range ordered, finite and inside
+    /// what a genome allows, so that the operators cannot panic or breed an invalid genome.
+    pub fn validate(&self) -> std::result::Result<(), String> {
+        let rates = [
+            ("crossover_rate", self.crossover_rate),
+            ("mutation_rate", self.mutation_rate),
+            ("add_term_rate", self.add_term_rate),
+            ("remove_term_rate", self.remove_term_rate),
+            ("change_term_rate", self.change_term_rate),
+            ("flag_flip_rate", self.flag_flip_rate),
+        ];
+        for (name, p) in rates {
+            if !(0.0..=1.0).contains(&p) {
+                return Err(format!(
+                    "field `ga.{name}`: {p}; allowed: a probability in [0, 1]"
+                ));
+            }
+        }
+        let sigmas = [
+            ("log_sigma", self.log_sigma),
+            ("beta_sigma", self.beta_sigma),
+            ("weight_sigma", self.weight_sigma),
+            ("final_strength", self.final_strength),
+        ];
+        for (name, x) in sigmas {
+            if !(x.is_finite() && x >= 0.0) {
+                return Err(format!(
+                    "field `ga.{name}`: {x}; allowed: a finite number ≥ 0"
+                ));
+            }
+        }
+        if self.max_terms == 0 || self.max_terms > crate::genome::MAX_TERMS {
+            return Err(format!(
+                "field `ga.max_terms`: {}; allowed: 1..={}",
+                self.max_terms,
+                crate::genome::MAX_TERMS
+            ));
+        }
+        let limit = LOG10_LIMIT;
+        let ranges = [
+            (
+                "lr_log10",
+                self.lr_log10,
+                -limit,
+                limit,
+                "[-300, 300] (10^x: a positive lr)",
+            ),
+            (
+                "eps_log10",
+                self.eps_log10,
+                -limit,
+                limit,
+                "[-300, 300] (10^x: a positive ε)",
+            ),
+            (
+                "weight_decay_log10",
+                self.weight_decay_log10,
+                -limit,
+                limit,
+                "[-300, 300] (10^x: a positive weight decay)",
+            ),
+            ("beta1", self.beta1, 0.0, 0.9999999, "[0, 1) (a genome's β)"),
+            ("beta2", self.beta2, 0.0, 0.9999999, "[0, 1) (a genome's β)"),
+            (
+                "term_weight",
+                self.term_weight,
+                1e-300,
+                1e300,
+                "(0, 1e300] (positive weights)",
+            ),
+            (
+                "warmup_fraction",
+                self.warmup_fraction,
+                0.0,
+                1.0,
+                "[0, 1] (of the shortest task)",
+            ),
+        ];
+        for (name, [lo, hi], min, max, allowed) in ranges {
+            if !(lo.is_finite() && hi.is_finite() && min <= lo && lo <= hi && hi <= max) {
+                return Err(format!(
+                    "field `ga.{name}`: [{lo}, {hi}]; allowed: an ordered range [low, high] within {allowed}"
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
 /// Multi-fidelity selection (successive halving with one screening rung, Jamieson & Talwalkar
 /// 2016): every new candidate first trains `budget` of each task's steps; only the best `promote`
 /// fraction of them (at least one) is trained under the full protocol. The others keep their
@@ -213,9 +307,13 @@ impl Config {
             }
         }
         let s = &self.search;
-        if s.population < 2 || s.elites >= s.population || s.tournament == 0 {
+        if s.population < 2
+            || s.elites >= s.population
+            || s.tournament == 0
+            || s.tournament > s.population
+        {
             return Err(format!(
-                "field `search`: population {}, elites {}, tournament {}; allowed: population ≥ 2, elites < population, tournament ≥ 1",
+                "field `search`: population {}, elites {}, tournament {}; allowed: population ≥ 2, elites < population, 1 ≤ tournament ≤ population",
                 s.population, s.elites, s.tournament
             ));
         }
@@ -226,14 +324,7 @@ impl Config {
                 f.budget, f.promote
             ));
         }
-        if self.ga.max_terms == 0 || self.ga.max_terms > crate::genome::MAX_TERMS {
-            return Err(format!(
-                "field `ga.max_terms`: {}; allowed: 1..={}",
-                self.ga.max_terms,
-                crate::genome::MAX_TERMS
-            ));
-        }
-        Ok(())
+        self.ga.validate()
     }
 
     /// Keeps only the named tasks (the `--tasks` flag); an unknown name lists the known ones.

@@ -34,9 +34,9 @@ pub enum Error {
     #[error("{0}")]
     Usage(String),
 
-    /// Ctrl-C arrived; the caller saves and exits.
-    #[error("interrupted")]
-    Interrupted,
+    /// SIGINT or SIGTERM arrived (the signal's number); the caller saves and exits 128 + signal.
+    #[error("interrupted by {}", crate::interrupt::name(*.0))]
+    Interrupted(i32),
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

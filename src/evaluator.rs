@@ -1,10 +1,11 @@
 //! The `Evaluator`: scores a slice of genomes under one protocol on one device.
 //!
 //! It takes a slice, not one genome, so that stacked candidates and multi-device fan-out can slot
-//! in behind this one function without the evolution loop changing. Today it trains them in turn.
+//! in behind this one function without the evolution loop changing: it trains up to
+//! `batch_candidates` of them side by side in one stacked network.
 use crate::config::Protocol;
 use crate::data::{Dataset, DatasetKind};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::fitness::{Score, TaskScore};
 use crate::genome::{adam_baseline, Genome};
 use crate::train::{train_stacked, RunMetrics};
@@ -29,9 +30,19 @@ impl Evaluator {
     /// Loads every dataset the protocol needs from `root` and moves it onto `device` once.
     pub fn new(protocol: &Protocol, device: Device, root: &Path) -> Result<Evaluator> {
         let mut data = HashMap::new();
-        for task in &protocol.tasks {
+        for (i, task) in protocol.tasks.iter().enumerate() {
             if let std::collections::hash_map::Entry::Vacant(slot) = data.entry(task.dataset) {
                 slot.insert(Dataset::load(task.dataset, root)?.to_device(device));
+            }
+            let available = data[&task.dataset].train_y.size()[0];
+            if task.train_subset > available {
+                return Err(Error::Usage(format!(
+                    "field `protocol.tasks[{i}].train_subset` ({}): {} images, but {} under {} has {available} training images; allowed: 1..={available} (or --train-subset)",
+                    task.name,
+                    task.train_subset,
+                    task.dataset.dir_name(),
+                    root.display()
+                )));
             }
         }
         Ok(Evaluator {
@@ -103,7 +114,9 @@ impl Evaluator {
     /// Adam's scores under this protocol, trained on first use and kept.
     pub fn baseline(&mut self) -> Result<Vec<TaskScore>> {
         if self.baseline.is_none() {
-            self.baseline = Some(self.task_scores(&adam_baseline())?);
+            let baseline = self.task_scores(&adam_baseline())?;
+            crate::fitness::check_baseline(&baseline).map_err(Error::Usage)?;
+            self.baseline = Some(baseline);
         }
         Ok(self.baseline.clone().expect("just set"))
     }

@@ -1,8 +1,5 @@
-//! The evolution loop and its run directory.
-//!
-//! `runs/NAME/` holds `config.json` (resolved), `checkpoint.json` (rewritten atomically after every
-//! evaluation), `history.jsonl` (one line per evaluation), `best.json`, `summary.md` and
-//! `fitness.svg`. Resume is exact by construction: evaluations depend only on (genome, protocol),
+//! The evolution loop. Its files live in the run directory (`run_dir`). Resume is exact by
+//! construction: evaluations depend only on (genome, protocol),
 //! the GA's random stream is in the checkpoint, and `history.jsonl` is cut back to the length the
 //! checkpoint recorded, so an evaluation interrupted before its checkpoint is simply redone.
 use crate::config::Config;
@@ -13,96 +10,13 @@ use crate::fsutil::{write_atomic, write_json_atomic};
 use crate::ga::Ga;
 use crate::genome::{adam_baseline, Genome, SHIPPED};
 use crate::report;
-use serde::{Deserialize, Serialize};
+pub use crate::run_dir::{
+    Checkpoint, Evaluation, GenerationStats, RunDir, Stage, BEST, CHECKPOINT, CHECKPOINT_VERSION,
+    CONFIG, FITNESS_SVG, HISTORY, SUMMARY,
+};
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use tch::Device;
-
-pub const CONFIG: &str = "config.json";
-pub const CHECKPOINT: &str = "checkpoint.json";
-pub const HISTORY: &str = "history.jsonl";
-pub const BEST: &str = "best.json";
-pub const SUMMARY: &str = "summary.md";
-pub const FITNESS_SVG: &str = "fitness.svg";
-const CHECKPOINT_VERSION: u32 = 1;
-
-/// Which protocol an evaluation ran under.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Stage {
-    /// The cut-down protocol of multi-fidelity screening.
-    Screen,
-    /// The full protocol.
-    Full,
-}
-
-/// One evaluated genome, as `history.jsonl` and the checkpoint keep it (loss curves left out).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct Evaluation {
-    pub generation: usize,
-    pub index: usize,
-    pub hash: String,
-    pub genome: Genome,
-    pub stage: Stage,
-    /// Scored against Adam under the same stage's protocol.
-    pub score: Score,
-    /// Steps trained for this evaluation (0 when the score was reused).
-    pub steps: u64,
-    /// Whether the score was reused from an identical genome evaluated before.
-    pub cached: bool,
-    pub seconds: f64,
-}
-
-/// Best, mean and best-so-far fitness (vs Adam) of one generation.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct GenerationStats {
-    pub generation: usize,
-    pub best: f64,
-    pub mean: f64,
-    pub best_so_far: f64,
-}
-
-/// Everything needed to continue a run exactly.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct Checkpoint {
-    pub version: u32,
-    pub config: Config,
-    pub generation: usize,
-    pub population: Vec<Genome>,
-    /// The evaluation each genome of the current generation is selected by, by index (a full
-    /// one, or a screening one for genomes screened out).
-    pub scores: Vec<Option<Evaluation>>,
-    /// Screening evaluations of the current generation, by index (multi-fidelity only).
-    #[serde(default)]
-    pub screens: Vec<Option<Evaluation>>,
-    pub ga: Ga,
-    pub baseline: Option<Vec<TaskScore>>,
-    /// Full scores by genome hash, so identical genomes are never trained twice.
-    pub memo: BTreeMap<String, Score>,
-    /// Screening scores by genome hash, and Adam's under the screening protocol.
-    #[serde(default)]
-    pub screen_memo: BTreeMap<String, Score>,
-    #[serde(default)]
-    pub screen_baseline: Option<Vec<TaskScore>>,
-    pub best: Option<Evaluation>,
-    pub generations: Vec<GenerationStats>,
-    /// Training steps done so far (reused scores cost none).
-    pub total_steps: u64,
-    pub evaluations: u64,
-    /// Evaluations that reused the score of an identical genome (no training).
-    #[serde(default)]
-    pub reused: u64,
-    /// Byte length of `history.jsonl` when this checkpoint was written.
-    pub history_len: u64,
-    /// Genomes trained side by side (stacked); kept so that a resumed run trains the same way.
-    #[serde(default = "one")]
-    pub batch_candidates: usize,
-}
-
-fn one() -> usize {
-    1
-}
 
 /// Where and how to run (not part of the protocol: may change on resume).
 pub struct RunOptions {
@@ -123,101 +37,25 @@ pub fn default_batch_candidates(device: Device) -> usize {
     }
 }
 
-/// The run directory.
-pub struct RunDir {
-    pub path: PathBuf,
-}
-
-impl RunDir {
-    pub fn file(&self, name: &str) -> PathBuf {
-        self.path.join(name)
+/// Writes `best.json`, `summary.md` and `fitness.svg` from the checkpoint.
+fn write_reports(dir: &RunDir, checkpoint: &Checkpoint) -> Result<()> {
+    if let Some(best) = &checkpoint.best {
+        let mut genome = best.genome.clone();
+        genome.name = Some(
+            genome
+                .name
+                .unwrap_or_else(|| format!("evolved-{}", best.hash)),
+        );
+        genome.save(&dir.file(BEST))?;
     }
-
-    /// Reads and checks `checkpoint.json`; a corrupt one is refused without touching anything.
-    pub fn load_checkpoint(&self) -> Result<Checkpoint> {
-        let path = self.file(CHECKPOINT);
-        if !path.exists() {
-            return Err(Error::run(
-                &self.path,
-                format!(
-                    "no {CHECKPOINT} here: not an evolve run directory (or the run never started)"
-                ),
-            ));
-        }
-        let text = crate::fsutil::read_to_string(&path)?;
-        let checkpoint: Checkpoint = crate::fsutil::parse_json(&text)
-            .map_err(|m| Error::run(&path, format!("corrupt or truncated checkpoint, refusing to resume ({m}); nothing in the run directory was changed")))?;
-        if checkpoint.version != CHECKPOINT_VERSION {
-            return Err(Error::run(
-                &path,
-                format!(
-                    "checkpoint version {} (this evolve writes {CHECKPOINT_VERSION})",
-                    checkpoint.version
-                ),
-            ));
-        }
-        let history = std::fs::metadata(self.file(HISTORY))
-            .map(|m| m.len())
-            .unwrap_or(0);
-        if history < checkpoint.history_len {
-            return Err(Error::run(self.file(HISTORY), format!("shorter ({history} bytes) than the checkpoint records ({}); refusing to resume", checkpoint.history_len)));
-        }
-        Ok(checkpoint)
-    }
-
-    fn save(&self, checkpoint: &Checkpoint) -> Result<()> {
-        write_json_atomic(&self.file(CHECKPOINT), checkpoint)
-    }
-
-    fn append_history(&self, evaluation: &Evaluation) -> Result<u64> {
-        let path = self.file(HISTORY);
-        let mut file = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&path)
-            .map_err(|e| Error::io(&path, e))?;
-        let mut line = serde_json::to_string(evaluation).expect("plain data serialises");
-        line.push('\n');
-        file.write_all(line.as_bytes())
-            .and_then(|_| file.sync_data())
-            .map_err(|e| Error::io(&path, e))?;
-        file.metadata()
-            .map(|m| m.len())
-            .map_err(|e| Error::io(&path, e))
-    }
-
-    /// Cuts `history.jsonl` back to what the checkpoint knows of.
-    fn truncate_history(&self, len: u64) -> Result<()> {
-        let path = self.file(HISTORY);
-        let file = std::fs::OpenOptions::new()
-            .create(true)
-            .write(true)
-            .truncate(false)
-            .open(&path)
-            .map_err(|e| Error::io(&path, e))?;
-        file.set_len(len).map_err(|e| Error::io(&path, e))
-    }
-
-    /// Writes `best.json`, `summary.md` and `fitness.svg` from the checkpoint.
-    fn write_reports(&self, checkpoint: &Checkpoint) -> Result<()> {
-        if let Some(best) = &checkpoint.best {
-            let mut genome = best.genome.clone();
-            genome.name = Some(
-                genome
-                    .name
-                    .unwrap_or_else(|| format!("evolved-{}", best.hash)),
-            );
-            genome.save(&self.file(BEST))?;
-        }
-        write_atomic(
-            &self.file(SUMMARY),
-            report::summary_markdown(checkpoint).as_bytes(),
-        )?;
-        write_atomic(
-            &self.file(FITNESS_SVG),
-            report::fitness_svg(&checkpoint.generations).as_bytes(),
-        )
-    }
+    write_atomic(
+        &dir.file(SUMMARY),
+        report::summary_markdown(checkpoint).as_bytes(),
+    )?;
+    write_atomic(
+        &dir.file(FITNESS_SVG),
+        report::fitness_svg(&checkpoint.generations).as_bytes(),
+    )
 }
 
 /// The shipped genomes that seed the first generation.
@@ -230,13 +68,7 @@ fn shipped_genomes() -> Vec<Genome> {
 
 /// Starts a new run in `out`. Refuses a directory that already holds a run.
 pub fn start(config: Config, out: &Path, options: &RunOptions) -> Result<Checkpoint> {
-    let dir = RunDir {
-        path: out.to_path_buf(),
-    };
-    if dir.file(CHECKPOINT).exists() {
-        return Err(Error::run(out, format!("already holds a run; continue it with `evolve --resume {}` or choose another --out", out.display())));
-    }
-    std::fs::create_dir_all(out).map_err(|e| Error::io(out, e))?;
+    let dir = RunDir::create(out)?;
     write_json_atomic(&dir.file(CONFIG), &config)?;
     let min_steps = config
         .protocol
@@ -281,23 +113,27 @@ pub fn start(config: Config, out: &Path, options: &RunOptions) -> Result<Checkpo
 
 /// Continues the run in `path`. `requested`, when given, must equal the saved config.
 pub fn resume(path: &Path, requested: Option<&Config>, options: &RunOptions) -> Result<Checkpoint> {
-    let dir = RunDir {
-        path: path.to_path_buf(),
-    };
-    let checkpoint = dir.load_checkpoint()?;
+    let (dir, checkpoint) = RunDir::resume(path)?;
     if let Some(requested) = requested {
         if requested != &checkpoint.config {
             return Err(Error::run(
                 path,
-                "the requested config or flags differ from the run's saved config.json; a resumed run keeps its protocol and search settings (only --device, --data-dir and --batch-candidates may change)",
+                "the requested config or flags differ from the run's saved config.json; a resumed run keeps its protocol and search settings (only --device and --data-dir may change)",
+            ));
+        }
+    }
+    if let Some(k) = options.batch_candidates {
+        if k != checkpoint.batch_candidates {
+            return Err(Error::run(
+                path,
+                format!(
+                    "--batch-candidates {k}, but this run trains {} genomes side by side; the number of stacked candidates changes float32 rounding and dropout masks, so a resumed run keeps its own (leave the flag out)",
+                    checkpoint.batch_candidates
+                ),
             ));
         }
     }
     dir.truncate_history(checkpoint.history_len)?;
-    let mut checkpoint = checkpoint;
-    if let Some(k) = options.batch_candidates {
-        checkpoint.batch_candidates = k;
-    }
     run(&dir, checkpoint, options)
 }
 
@@ -354,15 +190,12 @@ fn run(dir: &RunDir, mut cp: Checkpoint, options: &RunOptions) -> Result<Checkpo
             .collect();
         evaluate_in_windows(&mut full, &mut cp, dir, &pending, Stage::Full, &progress)?;
         let fitness = selection_fitness(&cp.scores);
+        let best = fitness.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
         let stats = GenerationStats {
             generation: cp.generation,
-            best: fitness.iter().cloned().fold(f64::NEG_INFINITY, f64::max),
+            best,
             mean: fitness.iter().sum::<f64>() / fitness.len() as f64,
-            best_so_far: cp
-                .best
-                .as_ref()
-                .map(|b| b.score.vs_adam)
-                .unwrap_or(f64::NAN),
+            best_so_far: cp.best.as_ref().map_or(best, |b| b.score.vs_adam),
         };
         progress.generation_done(&stats, &cp);
         cp.generations.push(stats);
@@ -375,15 +208,30 @@ fn run(dir: &RunDir, mut cp: Checkpoint, options: &RunOptions) -> Result<Checkpo
                 cp.generation + 1,
                 search.generations,
             );
+            check_bred(&cp.population, cp.generation + 1)?;
             cp.scores = vec![None; cp.population.len()];
             cp.screens = vec![None; cp.population.len()];
         }
         cp.generation += 1;
         dir.save(&cp)?;
-        dir.write_reports(&cp)?;
+        write_reports(dir, &cp)?;
     }
     progress.finish();
     Ok(cp)
+}
+
+/// The GA only breeds genomes the update rule accepts (a property test holds it to that for any
+/// valid `ga` section); should one slip through, the run stops before training or saving it.
+fn check_bred(population: &[Genome], generation: usize) -> Result<()> {
+    for (i, genome) in population.iter().enumerate() {
+        genome.validate().map_err(|m| Error::Config {
+            origin: "config `ga` section".into(),
+            message: format!(
+                "bred genome #{i} of generation {generation} is invalid ({m}); nothing was saved"
+            ),
+        })?;
+    }
+    Ok(())
 }
 
 /// Adam's scores under the evaluator's protocol: restored from the checkpoint, or trained now
@@ -555,7 +403,7 @@ fn evaluate_in_windows(
         }
         dir.save(cp)?;
         if stage == Stage::Full {
-            dir.write_reports(cp)?;
+            write_reports(dir, cp)?;
         }
         start = end;
     }

@@ -62,6 +62,25 @@ impl TaskScore {
     }
 }
 
+/// Scores are divided by Adam's, so Adam must have scored a finite, positive fitness on every
+/// task: a diverged or zero baseline would make every comparison meaningless (or infinite).
+pub fn check_baseline(baseline: &[TaskScore]) -> Result<(), String> {
+    if baseline.is_empty() {
+        return Err("Adam's baseline holds no task scores".into());
+    }
+    for t in baseline {
+        if !(t.fitness.is_finite() && t.fitness > 0.0) {
+            return Err(format!(
+                "Adam's fitness on task `{}` is {} ({}); every score is divided by it, so it must be positive. Change the protocol (more steps, a larger subset or batch) so that Adam trains",
+                t.task,
+                t.fitness,
+                if t.diverged() { "its run diverged" } else { "zero accuracy and no loss bonus" }
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// A genome's scores on the whole protocol.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Score {
@@ -110,5 +129,39 @@ impl Score {
             }
         }
         self
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn task(fitness_runs: &[(f64, bool)]) -> TaskScore {
+        let runs = fitness_runs
+            .iter()
+            .map(|&(val_acc, diverged)| RunMetrics {
+                seed: 0,
+                val_acc,
+                losses: vec![2.0; 60],
+                steps: 60,
+                diverged,
+                seconds: 0.0,
+                train_seconds: 0.0,
+            })
+            .collect();
+        TaskScore::from_runs("cifar10", runs)
+    }
+
+    #[test]
+    fn a_baseline_must_be_positive_on_every_task() {
+        assert!(check_baseline(&[task(&[(0.4, false)])]).is_ok());
+        assert!(check_baseline(&[]).is_err());
+        let diverged = check_baseline(&[task(&[(0.4, false), (0.0, true)])]).unwrap_err();
+        assert!(
+            diverged.contains("cifar10") && diverged.contains("diverged"),
+            "{diverged}"
+        );
+        let zero = check_baseline(&[task(&[(0.0, false)])]).unwrap_err();
+        assert!(zero.contains("is 0"), "{zero}");
     }
 }

@@ -1,26 +1,73 @@
-//! File helpers that never leave a half-written file behind.
+//! File helpers that never leave a half-written file behind and never replace what is not ours.
 use crate::error::{Error, Result};
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+
+/// Where a write to `path` lands: `path` itself, or the file a symlink points to (the link is
+/// written through, never replaced). Anything but a regular file or a missing path is refused,
+/// so `--out /dev/null` or `--out some-folder` cannot turn a device or a folder into a file.
+pub fn write_target(path: &Path) -> Result<PathBuf> {
+    let target = match std::fs::symlink_metadata(path) {
+        Ok(meta) if meta.file_type().is_symlink() => std::fs::canonicalize(path).map_err(|e| {
+            Error::run(
+                path,
+                format!("a symbolic link whose target cannot be reached ({e}); evolve writes through links to regular files only"),
+            )
+        })?,
+        _ => path.to_path_buf(),
+    };
+    match std::fs::metadata(&target) {
+        Ok(meta) if !meta.is_file() => Err(Error::run(
+            path,
+            format!(
+                "is a {}, not a regular file; evolve writes only regular files (choose a file path, or `-` for standard output where offered)",
+                file_kind(&meta)
+            ),
+        )),
+        _ => Ok(target),
+    }
+}
+
+fn file_kind(meta: &std::fs::Metadata) -> &'static str {
+    use std::os::unix::fs::FileTypeExt;
+    let t = meta.file_type();
+    if t.is_dir() {
+        "directory"
+    } else if t.is_fifo() {
+        "FIFO"
+    } else if t.is_char_device() || t.is_block_device() {
+        "device"
+    } else if t.is_socket() {
+        "socket"
+    } else {
+        "special file"
+    }
+}
 
 /// Writes `bytes` to `path` atomically: a temporary file in the same folder, fsync, rename.
-/// A crash leaves either the old file or the new one, never a mix.
+/// A crash leaves either the old file or the new one, never a mix; a failed write (a full disk)
+/// removes its temporary file and names `path` in the error.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let dir = path
+    let target = write_target(path)?;
+    let dir = target
         .parent()
         .filter(|d| !d.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-    let name = path
+    let name = target
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
     let tmp = dir.join(format!(".{name}.tmp{}", std::process::id()));
-    let mut file = std::fs::File::create(&tmp).map_err(|e| Error::io(&tmp, e))?;
-    file.write_all(bytes)
-        .and_then(|_| file.sync_all())
-        .map_err(|e| Error::io(&tmp, e))?;
-    std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))
+    let written = std::fs::File::create(&tmp).and_then(|mut file| {
+        file.write_all(bytes)?;
+        file.sync_all()?;
+        std::fs::rename(&tmp, &target)
+    });
+    written.map_err(|e| {
+        let _ = std::fs::remove_file(&tmp);
+        Error::io(path, e)
+    })
 }
 
 /// Serialises `value` as pretty JSON (with a final newline) and writes it atomically.

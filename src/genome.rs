@@ -220,6 +220,23 @@ impl Genome {
         for (i, t) in self.terms.iter().enumerate() {
             finite(&format!("terms[{i}].weight"), t.weight)?;
         }
+        let canonical = self.canonical();
+        for t in &canonical.terms {
+            finite(
+                &format!("terms (total weight of {})", t.kind.name()),
+                t.weight,
+            )?;
+        }
+        if canonical.terms.is_empty() {
+            return Err(format!(
+                "field `terms`: the weights are zero or cancel out for every kind ({}), so this genome never moves the weights; give at least one kind a non-zero total weight",
+                self.terms
+                    .iter()
+                    .map(|t| format!("{} {}", t.kind.name(), t.weight))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+        }
         positive("lr", self.lr)?;
         positive("eps", self.eps)?;
         beta("beta1", self.beta1)?;
@@ -264,12 +281,15 @@ impl Genome {
     pub fn canonical(&self) -> Genome {
         let mut terms: Vec<Term> = Vec::new();
         for kind in TermKind::ALL {
-            let weight: f64 = self
+            // Summed in sorted order, so the same terms listed in any order give the same bits.
+            let mut weights: Vec<f64> = self
                 .terms
                 .iter()
                 .filter(|t| t.kind == kind)
                 .map(|t| t.weight)
-                .sum();
+                .collect();
+            weights.sort_by(f64::total_cmp);
+            let weight: f64 = weights.into_iter().sum();
             if weight != 0.0 {
                 terms.push(Term { kind, weight });
             }

@@ -20,4 +20,5 @@ pub mod ga;
 pub mod interrupt;
 pub mod models;
 pub mod report;
+pub mod run_dir;
 pub mod train;

@@ -44,7 +44,7 @@ enum Command {
     Export {
         /// A run directory (runs/NAME) or a genome file.
         source: PathBuf,
-        /// Output file (default: standard output).
+        /// Output file, a regular file (default, or `-`: standard output).
         #[arg(long)]
         out: Option<PathBuf>,
         #[arg(long, value_enum, default_value = "json")]
@@ -108,7 +108,7 @@ struct ReplayArgs {
     #[arg(long)]
     json: bool,
     /// Genomes trained side by side in one stacked network (default: 1 on CPU, 8 on CUDA).
-    #[arg(long)]
+    #[arg(long, value_parser = at_least_one)]
     batch_candidates: Option<usize>,
 }
 
@@ -137,11 +137,18 @@ struct EvolveArgs {
     #[arg(long, value_parser = ["on", "off"])]
     fidelity: Option<String>,
     /// Genomes trained side by side in one stacked network (default: 1 on CPU, 8 on CUDA; a
-    /// resumed run keeps its own unless this is given).
-    #[arg(long)]
+    /// resumed run keeps its own).
+    #[arg(long, value_parser = at_least_one)]
     batch_candidates: Option<usize>,
     #[command(flatten)]
     protocol: ProtocolArgs,
+}
+
+fn at_least_one(s: &str) -> std::result::Result<usize, String> {
+    match s.parse::<usize>() {
+        Ok(k) if k >= 1 => Ok(k),
+        _ => Err(format!("`{s}`; allowed: an integer ≥ 1")),
+    }
 }
 
 fn parse_dataset(s: &str) -> std::result::Result<DatasetKind, String> {
@@ -212,7 +219,7 @@ fn main() -> ExitCode {
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
-        Err(Error::Interrupted) => ExitCode::from(130),
+        Err(Error::Interrupted(signal)) => ExitCode::from(128 + signal as u8),
         Err(e) => {
             eprintln!("error: {e}");
             ExitCode::FAILURE
@@ -352,7 +359,17 @@ fn verify(root: Option<PathBuf>) -> Result<()> {
     if reports.is_empty() {
         return Err(data::missing(DatasetKind::Cifar10, &root.join("cifar10")));
     }
-    Ok(())
+    let mut mismatched: Vec<Error> = reports
+        .iter()
+        .filter_map(|r| r.count_mismatch().map(|m| Error::data(&r.folder, m)))
+        .collect();
+    for e in &mismatched[..mismatched.len().saturating_sub(1)] {
+        eprintln!("error: {e}");
+    }
+    match mismatched.pop() {
+        Some(last) => Err(last),
+        None => Ok(()),
+    }
 }
 
 impl EvolveArgs {
@@ -441,15 +458,37 @@ fn evolution(args: &EvolveArgs) -> Result<()> {
                     best.genome.describe()
                 );
             }
-            println!("run directory: {} (best.json, summary.md, fitness.svg, history.jsonl); {} training steps", dir.display(), cp.total_steps);
+            let written: Vec<&str> = [
+                evolution::BEST,
+                evolution::SUMMARY,
+                evolution::FITNESS_SVG,
+                evolution::HISTORY,
+            ]
+            .into_iter()
+            .filter(|f| std::fs::metadata(dir.join(f)).is_ok_and(|m| m.len() > 0))
+            .collect();
+            let files = match written.is_empty() {
+                true => format!(
+                    "{} and {} only: no generation ran",
+                    evolution::CONFIG,
+                    evolution::CHECKPOINT
+                ),
+                false => written.join(", "),
+            };
+            println!(
+                "run directory: {} ({files}); {} training steps",
+                dir.display(),
+                cp.total_steps
+            );
             Ok(())
         }
-        Err(Error::Interrupted) => {
+        Err(Error::Interrupted(signal)) => {
             eprintln!(
-                "interrupted; progress is saved. Resume with: evolve --resume {}",
+                "interrupted by {}; progress is saved. Resume with: evolve --resume {}",
+                evolve::interrupt::name(signal),
                 dir.display()
             );
-            Err(Error::Interrupted)
+            Err(Error::Interrupted(signal))
         }
         Err(e) => Err(e),
     }
@@ -467,7 +506,7 @@ fn export(
         }
         ExportFormat::Pytorch => evolve::export::pytorch_source(&genome, score.as_ref()),
     };
-    match out {
+    match out.filter(|p| p.as_os_str() != "-") {
         Some(path) => {
             evolve::fsutil::write_atomic(path, text.as_bytes())?;
             eprintln!("wrote {}", path.display());

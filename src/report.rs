@@ -67,7 +67,7 @@ fn truncate(s: &str, n: usize) -> String {
     }
 }
 
-use crate::evolution::{Checkpoint, GenerationStats};
+use crate::run_dir::{Checkpoint, GenerationStats};
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 /// Progress of an evolution: a bar over all evaluations (with ETA), one over the steps of the

@@ -156,8 +156,8 @@ pub fn train_stacked(
     let mut diverged = vec![false; k];
     let mut checked = 0u64;
     for s in 0..task.steps {
-        if crate::interrupt::requested() {
-            return Err(Error::Interrupted);
+        if let Some(signal) = crate::interrupt::requested() {
+            return Err(Error::Interrupted(signal));
         }
         losses
             .narrow(0, s as i64, 1)

@@ -35,9 +35,7 @@ pub fn read_batch(path: &Path) -> Result<(Tensor, Tensor)> {
 }
 
 pub fn load(dir: &Path) -> Result<Dataset> {
-    if !dir.is_dir() {
-        return Err(super::missing(DatasetKind::Cifar10, dir));
-    }
+    super::require_dir(DatasetKind::Cifar10, dir)?;
     let mut xs = Vec::new();
     let mut ys = Vec::new();
     for name in TRAIN_FILES {

@@ -128,9 +128,8 @@ pub fn install(source: &Source, downloaded: &Path, root: &Path) -> Result<()> {
         DatasetKind::Cifar10 => unpack_cifar(downloaded, &dir),
         DatasetKind::Mnist => {
             std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
-            let target = dir.join(source.file);
-            std::fs::copy(downloaded, &target).map_err(|e| Error::io(&target, e))?;
-            Ok(())
+            let bytes = std::fs::read(downloaded).map_err(|e| Error::io(downloaded, e))?;
+            crate::fsutil::write_atomic(&dir.join(source.file), &bytes)
         }
     }
 }
@@ -171,7 +170,7 @@ fn unpack_cifar(archive: &Path, dir: &Path) -> Result<()> {
     std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
     for entry in std::fs::read_dir(&staging).map_err(|e| Error::io(&staging, e))? {
         let entry = entry.map_err(|e| Error::io(&staging, e))?;
-        let target = dir.join(entry.file_name());
+        let target = crate::fsutil::write_target(&dir.join(entry.file_name()))?;
         std::fs::rename(entry.path(), &target).map_err(|e| Error::io(&target, e))?;
     }
     std::fs::remove_dir_all(&staging).map_err(|e| Error::io(&staging, e))

@@ -2,7 +2,7 @@
 //! then uint8 data; `*-ubyte` or `*-ubyte.gz`.
 use super::{check_labels, read_maybe_gz, Dataset, DatasetKind};
 use crate::error::{Error, Result};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use tch::{Kind, Tensor};
 
 pub const TRAIN_IMAGES: &str = "train-images-idx3-ubyte";
@@ -13,7 +13,8 @@ pub const IMAGES_MAGIC: u32 = 2051;
 pub const LABELS_MAGIC: u32 = 2049;
 
 /// Parses an IDX file: its dimensions and its data bytes, checked against the header.
-fn read_idx(path: &Path, magic: u32) -> Result<(Vec<i64>, Tensor)> {
+/// Returns the file as found on disk (maybe with `.gz`), its dimensions and its data.
+fn read_idx(path: &Path, magic: u32) -> Result<(PathBuf, Vec<i64>, Tensor)> {
     let (found, bytes) = read_maybe_gz(path, DatasetKind::Mnist)?;
     let be = |i: usize| {
         bytes
@@ -38,27 +39,25 @@ fn read_idx(path: &Path, magic: u32) -> Result<(Vec<i64>, Tensor)> {
     if have != expected {
         return Err(Error::data(&found, format!("truncated or corrupt: header promises {expected} data bytes ({dims:?}), file has {have}")));
     }
-    Ok((dims, Tensor::from_slice(&bytes[header..])))
+    Ok((found, dims, Tensor::from_slice(&bytes[header..])))
 }
 
 fn read_split(dir: &Path, images: &str, labels: &str) -> Result<(Tensor, Tensor)> {
-    let (dims, x) = read_idx(&dir.join(images), IMAGES_MAGIC)?;
-    let (ldims, y) = read_idx(&dir.join(labels), LABELS_MAGIC)?;
+    let (_, dims, x) = read_idx(&dir.join(images), IMAGES_MAGIC)?;
+    let (labels, ldims, y) = read_idx(&dir.join(labels), LABELS_MAGIC)?;
     if ldims[0] != dims[0] {
         return Err(Error::data(
-            dir.join(labels),
+            &labels,
             format!("{} labels for {} images", ldims[0], dims[0]),
         ));
     }
     let y = y.to_kind(Kind::Int64);
-    check_labels(&y, 10, &dir.join(labels))?;
+    check_labels(&y, 10, &labels)?;
     Ok((x.view([dims[0], 1, dims[1], dims[2]]), y))
 }
 
 pub fn load(dir: &Path) -> Result<Dataset> {
-    if !dir.is_dir() {
-        return Err(super::missing(DatasetKind::Mnist, dir));
-    }
+    super::require_dir(DatasetKind::Mnist, dir)?;
     let (train_x, train_y) = read_split(dir, TRAIN_IMAGES, TRAIN_LABELS)?;
     let (test_x, test_y) = read_split(dir, TEST_IMAGES, TEST_LABELS)?;
     Ok(Dataset {

@@ -51,6 +51,14 @@ impl DatasetKind {
         10
     }
 
+    /// (train, test) records of the official release.
+    pub fn official_counts(self) -> (usize, usize) {
+        match self {
+            DatasetKind::Cifar10 => (50_000, 10_000),
+            DatasetKind::Mnist => (60_000, 10_000),
+        }
+    }
+
     /// (channels, height, width)
     pub fn image_shape(self) -> (i64, i64, i64) {
         match self {
@@ -108,19 +116,38 @@ impl Dataset {
     }
 }
 
-/// The data root: `--data-dir`, else `$EVOLVE_DATA_DIR`, else `./data`.
+/// The data root: `--data-dir`, else `$EVOLVE_DATA_DIR`, else `./data` (an empty value counts
+/// as not given).
 pub fn resolve_root(flag: Option<&Path>) -> PathBuf {
+    let given = |p: PathBuf| (!p.as_os_str().is_empty()).then_some(p);
     flag.map(Path::to_path_buf)
-        .or_else(|| std::env::var_os(DATA_ENV).map(PathBuf::from))
+        .and_then(given)
+        .or_else(|| {
+            std::env::var_os(DATA_ENV)
+                .map(PathBuf::from)
+                .and_then(given)
+        })
         .unwrap_or_else(|| PathBuf::from("data"))
+}
+
+/// The data root that `looked_for` (the dataset's folder, or a file in it) was sought under.
+fn root_of(kind: DatasetKind, looked_for: &Path) -> PathBuf {
+    let root = looked_for
+        .ancestors()
+        .find(|a| a.file_name().is_some_and(|n| n == kind.dir_name()))
+        .and_then(Path::parent)
+        .unwrap_or(Path::new("."));
+    let root = if root.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        root
+    };
+    std::path::absolute(root).unwrap_or_else(|_| root.to_path_buf())
 }
 
 /// The message for a dataset that is not where we looked.
 pub fn missing(kind: DatasetKind, looked_for: &Path) -> Error {
-    let root = looked_for
-        .parent()
-        .and_then(Path::parent)
-        .unwrap_or(Path::new("."));
+    let root = root_of(kind, looked_for);
     Error::data(
         looked_for,
         format!(
@@ -134,9 +161,38 @@ pub fn missing(kind: DatasetKind, looked_for: &Path) -> Error {
     )
 }
 
-/// Reads `path`, or `path.gz` decompressed, whichever exists (the plain file first).
+/// Checks that the dataset's folder is a folder; a file there gets its own message.
+pub fn require_dir(kind: DatasetKind, dir: &Path) -> Result<()> {
+    if dir.is_dir() {
+        return Ok(());
+    }
+    if dir.exists() {
+        return Err(Error::data(
+            dir,
+            format!(
+                "is not a folder; the data root {} should hold a folder {}/ with the official files",
+                root_of(kind, dir).display(),
+                kind.dir_name()
+            ),
+        ));
+    }
+    Err(missing(kind, dir))
+}
+
+/// Reads `path`, or `path.gz` decompressed, whichever exists; both at once is refused, since
+/// either could be the stale one.
 pub fn read_maybe_gz(path: &Path, kind: DatasetKind) -> Result<(PathBuf, Vec<u8>)> {
     let gz = PathBuf::from(format!("{}.gz", path.display()));
+    if path.exists() && gz.exists() {
+        return Err(Error::data(
+            path,
+            format!(
+                "both {} and {} exist; keep one of them (evolve will not guess which is current)",
+                path.display(),
+                gz.display()
+            ),
+        ));
+    }
     if path.exists() {
         let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
         return Ok((path.to_path_buf(), bytes));
@@ -184,6 +240,21 @@ pub struct DatasetReport {
     pub test_histogram: Vec<i64>,
 }
 
+impl DatasetReport {
+    /// How the record counts differ from the official release, if they do.
+    pub fn count_mismatch(&self) -> Option<String> {
+        let (train, test) = self.dataset.official_counts();
+        ((self.train, self.test) != (train, test)).then(|| {
+            format!(
+                "{} train and {} test records; the official {} has {train} and {test}: an incomplete or altered copy",
+                self.train,
+                self.test,
+                self.dataset.dir_name()
+            )
+        })
+    }
+}
+
 /// Loads every dataset present under `root` and summarises it; a corrupt one is an error.
 /// Returns the reports and the datasets that were absent.
 pub fn verify(root: &Path) -> Result<(Vec<DatasetReport>, Vec<DatasetKind>)> {
@@ -191,7 +262,7 @@ pub fn verify(root: &Path) -> Result<(Vec<DatasetReport>, Vec<DatasetKind>)> {
     let mut absent = Vec::new();
     for kind in DatasetKind::ALL {
         let folder = root.join(kind.dir_name());
-        if !folder.is_dir() {
+        if !folder.exists() {
             absent.push(kind);
             continue;
         }

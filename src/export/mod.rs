@@ -1,18 +1,16 @@
 //! Handing a genome over: as JSON (loadable by `evolve replay`) or as a self-contained PyTorch
 //! optimizer file.
 use crate::error::{Error, Result};
-use crate::evolution::{RunDir, BEST};
 use crate::fitness::Score;
 use crate::genome::Genome;
+use crate::run_dir::{RunDir, BEST};
 use std::path::Path;
 
 /// The genome to export and, for a run, its scores: a run directory gives its best genome, a
 /// genome file gives itself.
 pub fn source(path: &Path) -> Result<(Genome, Option<Score>)> {
     if path.is_dir() {
-        let dir = RunDir {
-            path: path.to_path_buf(),
-        };
+        let dir = RunDir::open(path);
         let best = dir.file(BEST);
         if !best.exists() {
             return Err(Error::run(
@@ -61,23 +59,79 @@ pub fn pytorch_source(genome: &Genome, score: Option<&Score>) -> String {
         None => "not scored in this export (exported from a genome file)".to_string(),
     };
     let needs_total = genome.cosine_decay || genome.sign_decay != crate::genome::SignDecay::Off;
-    TEMPLATE
-        .replace("{{NAME}}", &genome.label())
-        .replace("{{DESCRIBE}}", &genome.describe())
-        .replace("{{HASH}}", &genome.hash())
-        .replace("{{SCORES}}", &scores)
-        .replace("{{GENOME_JSON}}", &json)
-        .replace("{{LR}}", &format!("{:?}", genome.lr))
-        .replace("{{BETA1}}", &format!("{:?}", genome.beta1))
-        .replace("{{BETA2}}", &format!("{:?}", genome.beta2))
-        .replace("{{EPS}}", &format!("{:?}", genome.eps))
-        .replace("{{WEIGHT_DECAY}}", &format!("{:?}", genome.weight_decay))
-        .replace(
-            "{{TOTAL_STEPS_NOTE}}",
-            if needs_total {
-                "required: this genome's schedule spans the run"
-            } else {
-                "unused by this genome"
-            },
-        )
+    let number = |x: f64| format!("{x:?}");
+    fill(
+        TEMPLATE,
+        &[
+            ("NAME", python_text(&genome.label())),
+            ("DESCRIBE", python_text(&genome.describe())),
+            ("HASH", python_text(&genome.hash())),
+            ("SCORES", python_text(&scores)),
+            ("GENOME_JSON", python_literal(&json)),
+            ("LR", number(genome.lr)),
+            ("BETA1", number(genome.beta1)),
+            ("BETA2", number(genome.beta2)),
+            ("EPS", number(genome.eps)),
+            ("WEIGHT_DECAY", number(genome.weight_decay)),
+            (
+                "TOTAL_STEPS_NOTE",
+                if needs_total {
+                    "required: this genome's schedule spans the run"
+                } else {
+                    "unused by this genome"
+                }
+                .to_string(),
+            ),
+        ],
+    )
+}
+
+/// Replaces each `{{KEY}}` of `template` in one pass: values are never scanned again, so data
+/// that looks like a placeholder stays text.
+fn fill(template: &str, values: &[(&str, String)]) -> String {
+    let mut out = String::with_capacity(template.len());
+    let mut rest = template;
+    while let Some(open) = rest.find("{{") {
+        out.push_str(&rest[..open]);
+        let after = &rest[open + 2..];
+        let close = after.find("}}").expect("template placeholders are closed");
+        let key = &after[..close];
+        let (_, value) = values
+            .iter()
+            .find(|(k, _)| *k == key)
+            .unwrap_or_else(|| panic!("template placeholder {{{{{key}}}}} has no value"));
+        out.push_str(value);
+        rest = &after[close + 2..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// `text` escaped for the inside of a (non-raw) Python string or docstring: backslashes,
+/// quotes, line breaks and control characters become escapes, so no data can close the string
+/// or start a line of code; other characters (`×`, `β`, names in any script) stay readable.
+pub fn python_text(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '"' => out.push_str("\\\""),
+            '\'' => out.push_str("\\'"),
+            '\n' => out.push_str("\\n"),
+            c if c.is_control() || c == '\u{2028}' || c == '\u{2029}' => {
+                out.push_str(&format!("\\u{:04x}", c as u32))
+            }
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// `text` as a parenthesised Python string expression, one literal per line of `text`.
+pub fn python_literal(text: &str) -> String {
+    let lines: Vec<String> = text
+        .split_inclusive('\n')
+        .map(|line| format!("    \"{}\"", python_text(line)))
+        .collect();
+    format!("(\n{}\n)", lines.join("\n"))
 }

@@ -22,7 +22,7 @@ import math
 
 import torch
 
-GENOME = json.loads(r"""{{GENOME_JSON}}""")
+GENOME = json.loads({{GENOME_JSON}})
 
 
 class EvolvedOptimizer(torch.optim.Optimizer):

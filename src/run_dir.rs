@@ -1,0 +1,465 @@
+//! The run directory and its records: what a run keeps on disk, and the lock that gives a run
+//! one process.
+//!
+//! `runs/NAME/` holds `config.json` (resolved), `checkpoint.json` (rewritten atomically after every
+//! evaluation), `history.jsonl` (one line per evaluation), `best.json`, `summary.md`,
+//! `fitness.svg` and `evolve.lock`. Nothing here trusts what it reads: a checkpoint that is valid
+//! JSON but inconsistent is refused before anything trains on it.
+use crate::config::Config;
+use crate::error::{Error, Result};
+use crate::fitness::{Score, TaskScore};
+use crate::fsutil::write_json_atomic;
+use crate::ga::Ga;
+use crate::genome::Genome;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::fs::{File, OpenOptions, TryLockError};
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+
+pub const CONFIG: &str = "config.json";
+pub const CHECKPOINT: &str = "checkpoint.json";
+pub const HISTORY: &str = "history.jsonl";
+pub const BEST: &str = "best.json";
+pub const SUMMARY: &str = "summary.md";
+pub const FITNESS_SVG: &str = "fitness.svg";
+/// Held (`flock`) by the one process that runs this directory; the kernel releases it when that
+/// process dies, so a killed run never leaves a stale lock. Holds that process's PID.
+pub const LOCK: &str = "evolve.lock";
+pub const CHECKPOINT_VERSION: u32 = 1;
+
+/// Which protocol an evaluation ran under.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Stage {
+    /// The cut-down protocol of multi-fidelity screening.
+    Screen,
+    /// The full protocol.
+    Full,
+}
+
+/// One evaluated genome, as `history.jsonl` and the checkpoint keep it (loss curves left out).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Evaluation {
+    pub generation: usize,
+    pub index: usize,
+    pub hash: String,
+    pub genome: Genome,
+    pub stage: Stage,
+    /// Scored against Adam under the same stage's protocol.
+    pub score: Score,
+    /// Steps trained for this evaluation (0 when the score was reused).
+    pub steps: u64,
+    /// Whether the score was reused from an identical genome evaluated before.
+    pub cached: bool,
+    pub seconds: f64,
+}
+
+/// Best, mean and best-so-far fitness (vs Adam) of one generation.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct GenerationStats {
+    pub generation: usize,
+    pub best: f64,
+    pub mean: f64,
+    pub best_so_far: f64,
+}
+
+/// Everything needed to continue a run exactly.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Checkpoint {
+    pub version: u32,
+    pub config: Config,
+    pub generation: usize,
+    pub population: Vec<Genome>,
+    /// The evaluation each genome of the current generation is selected by, by index (a full
+    /// one, or a screening one for genomes screened out).
+    pub scores: Vec<Option<Evaluation>>,
+    /// Screening evaluations of the current generation, by index (multi-fidelity only).
+    #[serde(default)]
+    pub screens: Vec<Option<Evaluation>>,
+    pub ga: Ga,
+    pub baseline: Option<Vec<TaskScore>>,
+    /// Full scores by genome hash, so identical genomes are never trained twice.
+    pub memo: BTreeMap<String, Score>,
+    /// Screening scores by genome hash, and Adam's under the screening protocol.
+    #[serde(default)]
+    pub screen_memo: BTreeMap<String, Score>,
+    #[serde(default)]
+    pub screen_baseline: Option<Vec<TaskScore>>,
+    pub best: Option<Evaluation>,
+    pub generations: Vec<GenerationStats>,
+    /// Training steps done so far (reused scores cost none).
+    pub total_steps: u64,
+    pub evaluations: u64,
+    /// Evaluations that reused the score of an identical genome (no training).
+    #[serde(default)]
+    pub reused: u64,
+    /// Byte length of `history.jsonl` when this checkpoint was written.
+    pub history_len: u64,
+    /// Genomes trained side by side (stacked); kept so that a resumed run trains the same way.
+    #[serde(default = "one")]
+    pub batch_candidates: usize,
+}
+
+fn one() -> usize {
+    1
+}
+
+impl Checkpoint {
+    /// Checks that the checkpoint describes a run this program can continue: a valid config,
+    /// one slot per genome, valid genomes that match their evaluations, finite scores and a
+    /// usable baseline. The message names the field.
+    pub fn check(&self) -> std::result::Result<(), String> {
+        self.config
+            .validate()
+            .map_err(|m| format!("its config: {m}"))?;
+        self.ga
+            .params
+            .validate()
+            .map_err(|m| format!("field `ga.params`: {m}"))?;
+        let n = self.config.search.population;
+        for (field, len) in [
+            ("population", self.population.len()),
+            ("scores", self.scores.len()),
+            ("screens", self.screens.len()),
+        ] {
+            if len != n {
+                return Err(format!(
+                    "field `{field}`: {len} entries, but the run's population is {n}"
+                ));
+            }
+        }
+        if self.generation > self.config.search.generations {
+            return Err(format!(
+                "field `generation`: {} is past the run's {} generations",
+                self.generation, self.config.search.generations
+            ));
+        }
+        if self.batch_candidates == 0 {
+            return Err("field `batch_candidates`: 0; allowed: an integer ≥ 1".into());
+        }
+        for (i, genome) in self.population.iter().enumerate() {
+            genome
+                .validate()
+                .map_err(|m| format!("field `population[{i}]`: {m}"))?;
+            for (field, slot) in [("scores", &self.scores[i]), ("screens", &self.screens[i])] {
+                if let Some(e) = slot {
+                    check_evaluation(&format!("{field}[{i}]"), e)?;
+                    if e.hash != genome.hash() {
+                        return Err(format!(
+                            "field `{field}[{i}]`: an evaluation of genome {}, but population[{i}] is {}",
+                            e.hash,
+                            genome.hash()
+                        ));
+                    }
+                }
+            }
+        }
+        if let Some(best) = &self.best {
+            check_evaluation("best", best)?;
+        }
+        let tasks: Vec<&str> = self
+            .config
+            .protocol
+            .tasks
+            .iter()
+            .map(|t| t.name.as_str())
+            .collect();
+        for (field, baseline) in [
+            ("baseline", &self.baseline),
+            ("screen_baseline", &self.screen_baseline),
+        ] {
+            if let Some(b) = baseline {
+                let names: Vec<&str> = b.iter().map(|t| t.task.as_str()).collect();
+                if names != tasks {
+                    return Err(format!(
+                        "field `{field}`: scores for tasks {names:?}, but the protocol's tasks are {tasks:?}"
+                    ));
+                }
+                crate::fitness::check_baseline(b).map_err(|m| format!("field `{field}`: {m}"))?;
+            }
+        }
+        for (field, memo) in [("memo", &self.memo), ("screen_memo", &self.screen_memo)] {
+            for (hash, score) in memo {
+                check_score(&format!("{field}.{hash}"), score)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+fn check_evaluation(field: &str, e: &Evaluation) -> std::result::Result<(), String> {
+    e.genome
+        .validate()
+        .map_err(|m| format!("field `{field}.genome`: {m}"))?;
+    if e.hash != e.genome.hash() {
+        return Err(format!(
+            "field `{field}.hash`: {} is not the hash of its genome ({})",
+            e.hash,
+            e.genome.hash()
+        ));
+    }
+    check_score(&format!("{field}.score"), &e.score)
+}
+
+fn check_score(field: &str, score: &Score) -> std::result::Result<(), String> {
+    if score.tasks.is_empty() || !score.vs_adam.is_finite() || !score.raw.is_finite() {
+        return Err(format!(
+            "field `{field}`: {} task score(s), vs_adam {}, raw {}; allowed: at least one task and finite numbers",
+            score.tasks.len(),
+            score.vs_adam,
+            score.raw
+        ));
+    }
+    Ok(())
+}
+
+/// The exclusive lock on a run directory, held for as long as this value lives.
+pub struct RunLock {
+    _file: File,
+}
+
+impl RunLock {
+    /// Takes the lock of `dir`, or says which process holds it.
+    pub fn acquire(dir: &Path) -> Result<RunLock> {
+        let path = dir.join(LOCK);
+        crate::fsutil::write_target(&path)?;
+        let mut file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+            .map_err(|e| Error::io(&path, e))?;
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(TryLockError::WouldBlock) => return Err(in_use(dir, &mut file)),
+            Err(TryLockError::Error(e)) => return Err(Error::io(&path, e)),
+        }
+        file.set_len(0)
+            .and_then(|_| writeln!(file, "{}", std::process::id()))
+            .and_then(|_| file.sync_data())
+            .map_err(|e| Error::io(&path, e))?;
+        Ok(RunLock { _file: file })
+    }
+
+    /// The PID of the process holding `dir`'s lock, if one does (`"?"` while it is still
+    /// writing it). Takes nothing: for `evolve status` and for refusing a second run.
+    pub fn holder(dir: &Path) -> Option<String> {
+        let mut file = File::open(dir.join(LOCK)).ok()?;
+        match file.try_lock_shared() {
+            Ok(()) => None,
+            Err(TryLockError::WouldBlock) => Some(read_pid(&mut file)),
+            Err(TryLockError::Error(_)) => None,
+        }
+    }
+}
+
+fn read_pid(file: &mut File) -> String {
+    let mut text = String::new();
+    let _ = file.read_to_string(&mut text);
+    match text.trim() {
+        "" => "?".into(),
+        pid => pid.into(),
+    }
+}
+
+fn in_use(dir: &Path, file: &mut File) -> Error {
+    Error::run(
+        dir,
+        format!(
+            "is in use by another evolve process (PID {}); one process per run directory. Wait for it to finish or stop it (it saves on SIGINT/SIGTERM), then `evolve --resume {}`",
+            read_pid(file),
+            dir.display()
+        ),
+    )
+}
+
+/// The run directory; `lock` is held by a process that writes to it.
+pub struct RunDir {
+    pub path: PathBuf,
+    _lock: Option<RunLock>,
+}
+
+impl RunDir {
+    /// A run directory for reading only (export, status): takes no lock.
+    pub fn open(path: &Path) -> RunDir {
+        RunDir {
+            path: path.to_path_buf(),
+            _lock: None,
+        }
+    }
+
+    /// A new run in `path`, locked. `path` must be missing or empty: anything else is refused
+    /// untouched, with the ways out.
+    pub fn create(path: &Path) -> Result<RunDir> {
+        if path.exists() && !path.is_dir() {
+            return Err(Error::run(
+                path,
+                "exists and is not a directory; a new run needs a missing or empty directory: choose another --out",
+            ));
+        }
+        let foreign = entries(path)?;
+        if !foreign.is_empty() {
+            if let Some(pid) = RunLock::holder(path) {
+                return Err(Error::run(
+                    path,
+                    format!(
+                        "is in use by another evolve process (PID {pid}); choose another --out"
+                    ),
+                ));
+            }
+            let hint = if path.join(CHECKPOINT).exists() {
+                format!("already holds a run; continue it with `evolve --resume {}` or choose another --out", path.display())
+            } else {
+                format!(
+                    "is not empty (holds {}) and is not an evolve run; a new run needs a missing or empty directory: choose another --out (or `evolve --resume {}` for a run)",
+                    foreign.iter().take(3).map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", "),
+                    path.display()
+                )
+            };
+            return Err(Error::run(path, hint));
+        }
+        std::fs::create_dir_all(path).map_err(|e| Error::io(path, e))?;
+        let lock = RunLock::acquire(path)?;
+        Ok(RunDir {
+            path: path.to_path_buf(),
+            _lock: Some(lock),
+        })
+    }
+
+    /// An existing run in `path`, locked, with its checked checkpoint.
+    pub fn resume(path: &Path) -> Result<(RunDir, Checkpoint)> {
+        let unlocked = RunDir::open(path);
+        unlocked.require_checkpoint()?;
+        let dir = RunDir {
+            path: path.to_path_buf(),
+            _lock: Some(RunLock::acquire(path)?),
+        };
+        let checkpoint = dir.load_checkpoint()?;
+        Ok((dir, checkpoint))
+    }
+
+    pub fn file(&self, name: &str) -> PathBuf {
+        self.path.join(name)
+    }
+
+    fn require_checkpoint(&self) -> Result<()> {
+        if self.file(CHECKPOINT).is_file() {
+            return Ok(());
+        }
+        Err(Error::run(
+            &self.path,
+            format!("no {CHECKPOINT} here: not an evolve run directory (or the run never started)"),
+        ))
+    }
+
+    /// Reads and checks `checkpoint.json` against itself and `history.jsonl`; a corrupt or
+    /// inconsistent one is refused without touching anything.
+    pub fn load_checkpoint(&self) -> Result<Checkpoint> {
+        self.require_checkpoint()?;
+        let path = self.file(CHECKPOINT);
+        let refuse = |m: String| {
+            Error::run(&path, format!("corrupt or inconsistent checkpoint, refusing to resume ({m}); nothing in the run directory was changed"))
+        };
+        let text = crate::fsutil::read_to_string(&path)?;
+        let mut checkpoint: Checkpoint = crate::fsutil::parse_json(&text).map_err(refuse)?;
+        if checkpoint.version != CHECKPOINT_VERSION {
+            return Err(Error::run(
+                &path,
+                format!(
+                    "checkpoint version {} (this evolve reads and writes version {CHECKPOINT_VERSION})",
+                    checkpoint.version
+                ),
+            ));
+        }
+        // Checkpoints written before multi-fidelity have no screening slots.
+        if checkpoint.screens.is_empty() {
+            checkpoint.screens = vec![None; checkpoint.population.len()];
+        }
+        checkpoint.check().map_err(refuse)?;
+        let history_path = self.file(HISTORY);
+        let history = match std::fs::read(&history_path) {
+            Ok(bytes) => bytes,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+            Err(e) => return Err(Error::io(&history_path, e)),
+        };
+        let len = checkpoint.history_len as usize;
+        if history.len() < len {
+            return Err(Error::run(
+                &history_path,
+                format!(
+                    "shorter ({} bytes) than the checkpoint records ({len}); refusing to resume",
+                    history.len()
+                ),
+            ));
+        }
+        if len > 0 && history[len - 1] != b'\n' {
+            return Err(refuse(format!(
+                "field `history_len`: {len} does not end a line of {HISTORY}"
+            )));
+        }
+        Ok(checkpoint)
+    }
+
+    /// Writes the checkpoint atomically, after the same checks a resume makes: a checkpoint
+    /// that could not be resumed (a non-finite score, say) is never written.
+    pub fn save(&self, checkpoint: &Checkpoint) -> Result<()> {
+        checkpoint.check().map_err(|m| {
+            Error::run(
+                self.file(CHECKPOINT),
+                format!(
+                    "refusing to save an inconsistent checkpoint ({m}); the previous one is kept"
+                ),
+            )
+        })?;
+        write_json_atomic(&self.file(CHECKPOINT), checkpoint)
+    }
+
+    /// Appends one line to `history.jsonl` and returns the file's new length.
+    pub fn append_history(&self, evaluation: &Evaluation) -> Result<u64> {
+        let path = crate::fsutil::write_target(&self.file(HISTORY))?;
+        let mut file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .map_err(|e| Error::io(&path, e))?;
+        let mut line = serde_json::to_string(evaluation).expect("plain data serialises");
+        line.push('\n');
+        file.write_all(line.as_bytes())
+            .and_then(|_| file.sync_data())
+            .map_err(|e| Error::io(&path, e))?;
+        file.metadata()
+            .map(|m| m.len())
+            .map_err(|e| Error::io(&path, e))
+    }
+
+    /// Cuts `history.jsonl` back to what the checkpoint knows of.
+    pub fn truncate_history(&self, len: u64) -> Result<()> {
+        let path = crate::fsutil::write_target(&self.file(HISTORY))?;
+        let file = OpenOptions::new()
+            .create(true)
+            .write(true)
+            .truncate(false)
+            .open(&path)
+            .map_err(|e| Error::io(&path, e))?;
+        file.set_len(len).map_err(|e| Error::io(&path, e))
+    }
+}
+
+/// The names in `dir` other than the lock file (none when `dir` is missing).
+fn entries(dir: &Path) -> Result<Vec<String>> {
+    match std::fs::read_dir(dir) {
+        Ok(list) => {
+            let mut names: Vec<String> = list
+                .filter_map(|e| e.ok())
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| n != LOCK)
+                .collect();
+            names.sort();
+            Ok(names)
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
+        Err(e) => Err(Error::io(dir, e)),
+    }
+}
