@@ -49,8 +49,8 @@ fn main() {
         let options = RunOptions {
             device,
             data_root: data_root.clone(),
-            quiet: true,
             batch_candidates: Some(1),
+            observer: std::rc::Rc::new(evolution::Silent),
         };
         let clock = Instant::now();
         let cp = evolution::start(

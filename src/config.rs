@@ -264,6 +264,75 @@ pub struct Config {
     pub fidelity: Fidelity,
 }
 
+/// Command-line changes to the protocol (for `evolve` and `evolve replay`).
+#[derive(Clone, Debug, Default, clap::Args)]
+pub struct ProtocolOverrides {
+    /// Comma-separated task names from the config.
+    #[arg(long, value_delimiter = ',')]
+    pub tasks: Vec<String>,
+    /// Training steps per run, for every task.
+    #[arg(long)]
+    pub steps: Option<u64>,
+    /// Seeds (runs) per task.
+    #[arg(long)]
+    pub seeds: Option<u64>,
+    /// Training-subset size, for every task.
+    #[arg(long)]
+    pub train_subset: Option<i64>,
+}
+
+impl ProtocolOverrides {
+    pub fn apply(&self, config: &mut Config) -> Result<()> {
+        if !self.tasks.is_empty() {
+            config.select_tasks(&self.tasks)?;
+        }
+        for task in &mut config.protocol.tasks {
+            task.steps = self.steps.unwrap_or(task.steps);
+            task.train_subset = self.train_subset.unwrap_or(task.train_subset);
+        }
+        config.protocol.seeds = self.seeds.unwrap_or(config.protocol.seeds);
+        checked(config)
+    }
+}
+
+/// Command-line changes to the search (for `evolve`).
+#[derive(Clone, Debug, Default, clap::Args)]
+pub struct SearchOverrides {
+    /// Generations to run.
+    #[arg(long)]
+    pub generations: Option<usize>,
+    /// Genomes per generation.
+    #[arg(long)]
+    pub population: Option<usize>,
+    /// Seed of the GA and of the training runs.
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Multi-fidelity selection (on/off): screen every new genome on a cut-down budget, train
+    /// only the best in full (the config's `fidelity` section sets budget and fraction).
+    #[arg(long, action = clap::ArgAction::Set, value_parser = clap::builder::BoolishValueParser::new())]
+    pub fidelity: Option<bool>,
+}
+
+impl SearchOverrides {
+    pub fn apply(&self, config: &mut Config) -> Result<()> {
+        let search = &mut config.search;
+        search.generations = self.generations.unwrap_or(search.generations);
+        search.population = self.population.unwrap_or(search.population);
+        if let Some(seed) = self.seed {
+            search.seed = seed;
+            config.protocol.seed = seed;
+        }
+        config.fidelity.enabled = self.fidelity.unwrap_or(config.fidelity.enabled);
+        checked(config)
+    }
+}
+
+fn checked(config: &Config) -> Result<()> {
+    config
+        .validate()
+        .map_err(|m| Error::Usage(format!("after applying flags: {m}")))
+}
+
 /// The CPU-friendly default, built in.
 pub const QUICK: &str = include_str!("../configs/quick.json");
 
@@ -281,6 +350,11 @@ impl Config {
             &crate::fsutil::read_to_string(path)?,
             &path.display().to_string(),
         )
+    }
+
+    /// The config file at `path`, else the built-in quick config.
+    pub fn load_or_quick(path: Option<&Path>) -> Result<Config> {
+        path.map_or_else(|| Ok(Config::quick()), Config::load)
     }
 
     pub fn quick() -> Config {

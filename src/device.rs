@@ -31,6 +31,11 @@ fn cuda(index: usize) -> Result<Device> {
     }
 }
 
+/// `parse` for clap's `value_parser`.
+pub fn parse_flag(spec: &str) -> std::result::Result<Device, String> {
+    parse(spec).map_err(|e| e.to_string())
+}
+
 pub fn describe(device: Device) -> String {
     match device {
         Device::Cpu => format!("cpu ({} threads)", tch::get_num_threads()),

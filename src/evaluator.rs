@@ -9,7 +9,6 @@ use crate::error::{Error, Result};
 use crate::fitness::{Score, TaskScore};
 use crate::genome::{adam_baseline, Genome};
 use crate::train::{train_stacked, RunMetrics};
-use indicatif::ProgressBar;
 use std::collections::HashMap;
 use std::path::Path;
 use std::rc::Rc;
@@ -20,8 +19,8 @@ pub struct Evaluator {
     device: Device,
     data: Rc<HashMap<DatasetKind, Dataset>>,
     baseline: Option<Vec<TaskScore>>,
-    /// Shows training steps of the genomes being scored, when set.
-    pub progress: Option<ProgressBar>,
+    /// Told (steps done, steps in all) as the genomes being scored train.
+    pub on_steps: Option<Rc<dyn Fn(u64, u64)>>,
     /// How many genomes train side by side in one stacked network (1 = one at a time).
     pub batch_candidates: usize,
 }
@@ -50,7 +49,7 @@ impl Evaluator {
             device,
             data: Rc::new(data),
             baseline: None,
-            progress: None,
+            on_steps: None,
             batch_candidates: 1,
         })
     }
@@ -62,7 +61,7 @@ impl Evaluator {
             device: self.device,
             data: Rc::clone(&self.data),
             baseline: None,
-            progress: self.progress.clone(),
+            on_steps: self.on_steps.clone(),
             batch_candidates: self.batch_candidates,
         }
     }
@@ -77,10 +76,7 @@ impl Evaluator {
     /// Trains `genomes` on every task and seed, `batch_candidates` of them stacked at a time.
     pub fn task_scores_many(&self, genomes: &[Genome]) -> Result<Vec<Vec<TaskScore>>> {
         let chunks: Vec<&[Genome]> = genomes.chunks(self.batch_candidates.max(1)).collect();
-        if let Some(bar) = &self.progress {
-            bar.set_length(self.protocol.total_steps() * chunks.len() as u64);
-            bar.set_position(0);
-        }
+        let total = self.protocol.total_steps() * chunks.len() as u64;
         let mut done = 0;
         let mut scores: Vec<Vec<TaskScore>> =
             vec![Vec::with_capacity(self.protocol.tasks.len()); genomes.len()];
@@ -92,8 +88,8 @@ impl Evaluator {
                 let mut first = 0;
                 for chunk in &chunks {
                     let on_step = |steps: u64| {
-                        if let Some(bar) = &self.progress {
-                            bar.set_position(done + steps);
+                        if let Some(report) = &self.on_steps {
+                            report(done + steps, total);
                         }
                     };
                     let members = train_stacked(task, chunk, seed, data, self.device, &on_step)?;

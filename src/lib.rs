@@ -19,6 +19,8 @@ pub mod fitness;
 pub mod ga;
 pub mod interrupt;
 pub mod models;
+pub mod progress;
+pub mod replay;
 pub mod report;
 pub mod run_dir;
 pub mod train;

@@ -1,15 +1,17 @@
-//! `evolve`: command-line parsing and dispatch. The work is done in the library.
+//! `evolve`: parse the command line, call the library, print. The work is done in the library.
 use clap::{Args, Parser, Subcommand};
-use evolve::config::Config;
+use evolve::config::{Config, ProtocolOverrides, SearchOverrides};
 use evolve::data::{self, DatasetKind};
-use evolve::evaluator::Evaluator;
 use evolve::evolution::{self, RunOptions};
 use evolve::genome::Genome;
-use evolve::report::{self, ReplayDocument, ReplayEntry};
+use evolve::replay::ReplayOptions;
+use evolve::run_dir::{RunDir, RunLock};
 use evolve::{Error, Result};
 use indicatif::{ProgressBar, ProgressStyle};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::rc::Rc;
+use tch::Device;
 
 /// Discover deep-learning optimizers by genetic algorithm.
 ///
@@ -37,6 +39,8 @@ enum Command {
     },
     /// Train genomes under a protocol and compare them with Adam.
     Replay(ReplayArgs),
+    /// Where a run stands (works while it runs): generation, best so far, top 5, ETA.
+    Status { run: PathBuf },
     /// Download or verify datasets.
     #[command(subcommand)]
     Data(DataCommand),
@@ -72,30 +76,22 @@ enum DataCommand {
     Verify { root: Option<PathBuf> },
 }
 
-/// Flags shared by every command that trains.
-#[derive(Args, Clone)]
-struct ProtocolArgs {
+/// Where to train: flags shared by every command that trains.
+#[derive(Args)]
+struct Place {
     /// Config file (default: the built-in configs/quick.json).
     #[arg(long)]
     config: Option<PathBuf>,
-    /// Comma-separated task names from the config.
-    #[arg(long, value_delimiter = ',')]
-    tasks: Vec<String>,
-    /// Training steps per run, for every task.
-    #[arg(long)]
-    steps: Option<u64>,
-    /// Seeds (runs) per task.
-    #[arg(long)]
-    seeds: Option<u64>,
-    /// Training-subset size, for every task.
-    #[arg(long)]
-    train_subset: Option<i64>,
     /// auto, cpu, cuda or cuda:N.
-    #[arg(long, default_value = "auto")]
-    device: String,
+    #[arg(long, default_value = "auto", value_parser = evolve::device::parse_flag)]
+    device: Device,
     /// Data root holding cifar10/ and mnist/ (else $EVOLVE_DATA_DIR, else ./data).
     #[arg(long)]
     data_dir: Option<PathBuf>,
+    /// Genomes trained side by side in one stacked network (default: 1 on CPU, 8 on CUDA; a
+    /// resumed run keeps its own).
+    #[arg(long, value_parser = at_least_one)]
+    batch_candidates: Option<usize>,
 }
 
 #[derive(Args)]
@@ -103,45 +99,31 @@ struct ReplayArgs {
     #[arg(required = true)]
     genomes: Vec<PathBuf>,
     #[command(flatten)]
-    protocol: ProtocolArgs,
+    place: Place,
+    #[command(flatten)]
+    protocol: ProtocolOverrides,
     /// Print one JSON document instead of a table.
     #[arg(long)]
     json: bool,
-    /// Genomes trained side by side in one stacked network (default: 1 on CPU, 8 on CUDA).
-    #[arg(long, value_parser = at_least_one)]
-    batch_candidates: Option<usize>,
 }
 
 #[derive(Args)]
 struct EvolveArgs {
-    /// Generations to run.
-    #[arg(long)]
-    generations: Option<usize>,
-    /// Genomes per generation.
-    #[arg(long)]
-    population: Option<usize>,
-    /// Seed of the GA and of the training runs.
-    #[arg(long)]
-    seed: Option<u64>,
     /// Run directory (default: runs/<config>-<unix time>).
     #[arg(long)]
     out: Option<PathBuf>,
     /// Continue the run in this directory exactly where it stopped.
     #[arg(long, conflicts_with = "out")]
     resume: Option<PathBuf>,
-    /// No progress bars or per-generation lines.
+    /// No progress bars or log lines.
     #[arg(long)]
     quiet: bool,
-    /// Multi-fidelity selection: screen every new genome on a cut-down budget, train only the
-    /// best in full (the config's `fidelity` section sets budget and fraction).
-    #[arg(long, value_parser = ["on", "off"])]
-    fidelity: Option<String>,
-    /// Genomes trained side by side in one stacked network (default: 1 on CPU, 8 on CUDA; a
-    /// resumed run keeps its own).
-    #[arg(long, value_parser = at_least_one)]
-    batch_candidates: Option<usize>,
     #[command(flatten)]
-    protocol: ProtocolArgs,
+    place: Place,
+    #[command(flatten)]
+    protocol: ProtocolOverrides,
+    #[command(flatten)]
+    search: SearchOverrides,
 }
 
 fn at_least_one(s: &str) -> std::result::Result<usize, String> {
@@ -158,64 +140,29 @@ fn parse_dataset(s: &str) -> std::result::Result<DatasetKind, String> {
         .ok_or_else(|| format!("unknown dataset `{s}`; allowed: cifar10, mnist"))
 }
 
-impl ProtocolArgs {
-    /// The config file with these flags applied.
-    fn config(&self) -> Result<Config> {
-        let config = match &self.config {
-            Some(path) => Config::load(path)?,
-            None => Config::quick(),
-        };
-        self.apply(config)
-    }
-
-    /// Whether any flag that changes the protocol was given.
-    fn changes_protocol(&self) -> bool {
-        self.config.is_some()
-            || !self.tasks.is_empty()
-            || self.steps.is_some()
-            || self.seeds.is_some()
-            || self.train_subset.is_some()
-    }
-
-    fn apply(&self, mut config: Config) -> Result<Config> {
-        if !self.tasks.is_empty() {
-            config.select_tasks(&self.tasks)?;
-        }
-        for task in &mut config.protocol.tasks {
-            task.steps = self.steps.unwrap_or(task.steps);
-            task.train_subset = self.train_subset.unwrap_or(task.train_subset);
-        }
-        config.protocol.seeds = self.seeds.unwrap_or(config.protocol.seeds);
-        config
-            .validate()
-            .map_err(|m| Error::Usage(format!("after applying flags: {m}")))?;
-        Ok(config)
-    }
-}
-
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Some(Command::Doctor { data_dir }) => doctor(data_dir),
+        Some(Command::Doctor { data_dir }) => doctor(data_dir.as_deref()),
         Some(Command::Check { genomes }) => check(&genomes),
         Some(Command::Replay(args)) => replay(&args),
+        Some(Command::Status { run }) => status(&run),
         Some(Command::Data(DataCommand::Download { data_dir, datasets })) => {
             let root = data::resolve_root(data_dir.as_deref());
-            let datasets = if datasets.is_empty() {
-                DatasetKind::ALL.to_vec()
-            } else {
-                datasets
+            let datasets = match datasets.is_empty() {
+                true => DatasetKind::ALL.to_vec(),
+                false => datasets,
             };
             data::download::download(&root, &datasets)
                 .map(|_| println!("datasets installed under {}", root.display()))
         }
-        Some(Command::Data(DataCommand::Verify { root })) => verify(root),
+        Some(Command::Data(DataCommand::Verify { root })) => verify(root.as_deref()),
         Some(Command::Export {
             source,
             out,
             format,
         }) => export(&source, out.as_deref(), format),
-        None => evolution(&cli.evolve),
+        None => evolve(&cli.evolve),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -227,12 +174,9 @@ fn main() -> ExitCode {
     }
 }
 
-fn doctor(data_dir: Option<PathBuf>) -> Result<()> {
-    println!("evolve {}", env!("CARGO_PKG_VERSION"));
-    println!(
-        "libtorch: {}",
-        option_env!("EVOLVE_LIBTORCH_VERSION").unwrap_or("unknown")
-    );
+fn doctor(data_dir: Option<&Path>) -> Result<()> {
+    let libtorch = option_env!("EVOLVE_LIBTORCH_VERSION").unwrap_or("unknown");
+    println!("evolve {}\nlibtorch: {libtorch}", env!("CARGO_PKG_VERSION"));
     println!("CUDA available: {}", tch::Cuda::is_available());
     println!("CUDA devices: {}", tch::Cuda::device_count());
     for (i, name) in evolve::device::gpu_names().iter().enumerate() {
@@ -241,24 +185,21 @@ fn doctor(data_dir: Option<PathBuf>) -> Result<()> {
     println!("cuDNN available: {}", tch::Cuda::cudnn_is_available());
     println!("CPU: {}", evolve::device::cpu_name());
     println!("CPU threads (libtorch): {}", tch::get_num_threads());
+    let auto = evolve::device::describe(tch::Device::cuda_if_available());
+    println!("default device (--device auto): {auto}");
+    let root = data::resolve_root(data_dir);
+    let env = data::DATA_ENV;
     println!(
-        "default device (--device auto): {}",
-        evolve::device::describe(tch::Device::cuda_if_available())
-    );
-    let root = data::resolve_root(data_dir.as_deref());
-    println!(
-        "data root: {} (from --data-dir, else ${}, else ./data)",
-        root.display(),
-        data::DATA_ENV
+        "data root: {} (from --data-dir, else ${env}, else ./data)",
+        root.display()
     );
     for kind in DatasetKind::ALL {
         let dir = root.join(kind.dir_name());
-        let state = if dir.is_dir() {
-            "found"
-        } else {
-            "missing (evolve data download, or --data-dir)"
+        let state = match dir.is_dir() {
+            true => "found",
+            false => "missing (evolve data download, or --data-dir)",
         };
-        println!("  {}: {} ({})", kind.dir_name(), state, dir.display());
+        println!("  {}: {state} ({})", kind.dir_name(), dir.display());
     }
     Ok(())
 }
@@ -284,71 +225,68 @@ fn check(paths: &[PathBuf]) -> Result<()> {
 }
 
 fn replay(args: &ReplayArgs) -> Result<()> {
-    let genomes: Vec<Genome> = args
-        .genomes
-        .iter()
-        .map(|p| Genome::load(p))
-        .collect::<Result<_>>()?;
-    let config = args.protocol.config()?;
-    let device = evolve::device::parse(&args.protocol.device)?;
-    let root = data::resolve_root(args.protocol.data_dir.as_deref());
-    let mut evaluator = Evaluator::new(&config.protocol, device, &root)?;
-    evaluator.batch_candidates = args
-        .batch_candidates
-        .unwrap_or_else(|| evolution::default_batch_candidates(device));
-    let bar = ProgressBar::new(config.protocol.total_steps());
+    let mut config = Config::load_or_quick(args.place.config.as_deref())?;
+    args.protocol.apply(&mut config)?;
+    let bar = ProgressBar::new(0);
     bar.set_style(
-        ProgressStyle::with_template("{msg:>24} [{bar:30}] {pos}/{len} steps {elapsed}<{eta}")
+        ProgressStyle::with_template("training [{bar:30}] {pos}/{len} steps {elapsed}<{eta}")
             .expect("valid template"),
     );
-    evaluator.progress = Some(bar.clone());
-    bar.set_message("adam (baseline)");
-    let baseline = evaluator.baseline()?;
-    let mut entries = Vec::new();
-    bar.set_message(format!("{} genome(s)", genomes.len()));
-    let scores = evaluator.evaluate(&genomes)?;
-    for ((genome, path), score) in genomes.iter().zip(&args.genomes).zip(scores) {
-        entries.push(ReplayEntry {
-            name: genome.label(),
-            file: path.display().to_string(),
-            hash: genome.hash(),
-            genome: genome.clone(),
-            score,
-        });
-    }
-    bar.finish_and_clear();
-    let doc = ReplayDocument {
-        protocol: config.protocol,
-        device: evolve::device::describe(device),
-        baseline,
-        genomes: entries,
+    let shown = bar.clone();
+    let options = ReplayOptions {
+        device: args.place.device,
+        data_root: data::resolve_root(args.place.data_dir.as_deref()),
+        batch_candidates: args.place.batch_candidates,
+        on_steps: Some(Rc::new(move |done, total| {
+            shown.set_length(total);
+            shown.set_position(done);
+        })),
     };
-    if args.json {
-        println!(
+    let doc = evolve::replay::replay(&args.genomes, &config, options)?;
+    bar.finish_and_clear();
+    match args.json {
+        true => println!(
             "{}",
-            serde_json::to_string_pretty(&doc).expect("plain data serialises")
-        );
-    } else {
-        print!("{}", report::replay_table(&doc));
+            serde_json::to_string_pretty(&doc).expect("plain data")
+        ),
+        false => print!("{}", evolve::report::replay_table(&doc)),
     }
     Ok(())
 }
 
-fn verify(root: Option<PathBuf>) -> Result<()> {
-    let root = data::resolve_root(root.as_deref());
+fn status(run: &Path) -> Result<()> {
+    let dir = RunDir::open(run);
+    let cp = dir.load_checkpoint()?;
+    let history = dir.history(&cp)?;
+    let holder = RunLock::holder(run);
+    let started = std::fs::metadata(dir.file(evolution::CONFIG)).and_then(|m| m.modified());
+    let until = match holder {
+        Some(_) => Ok(std::time::SystemTime::now()),
+        None => std::fs::metadata(dir.file(evolution::CHECKPOINT)).and_then(|m| m.modified()),
+    };
+    let elapsed = match (started, until) {
+        (Ok(a), Ok(b)) => b.duration_since(a).unwrap_or_default(),
+        _ => Default::default(),
+    };
+    println!("run {}", run.display());
+    print!(
+        "{}",
+        evolve::report::status_text(&cp, &history, holder.as_deref(), elapsed)
+    );
+    Ok(())
+}
+
+fn verify(root: Option<&Path>) -> Result<()> {
+    let root = data::resolve_root(root);
     let (reports, absent) = data::verify(&root)?;
     for r in &reports {
+        let (name, folder) = (r.dataset.dir_name(), r.folder.display());
         println!(
-            "{} ({}): {} train, {} test, labels {}..={}",
-            r.dataset.dir_name(),
-            r.folder.display(),
-            r.train,
-            r.test,
-            r.label_range.0,
-            r.label_range.1
+            "{name} ({folder}): {} train, {} test, labels {}..={}",
+            r.train, r.test, r.label_range.0, r.label_range.1
         );
-        for (name, size) in &r.files {
-            println!("  {name:<32} {size:>12} bytes");
+        for (file, size) in &r.files {
+            println!("  {file:<32} {size:>12} bytes");
         }
         println!("  train histogram: {:?}", r.train_histogram);
         println!("  test histogram:  {:?}", r.test_histogram);
@@ -363,87 +301,39 @@ fn verify(root: Option<PathBuf>) -> Result<()> {
         .iter()
         .filter_map(|r| r.count_mismatch().map(|m| Error::data(&r.folder, m)))
         .collect();
-    for e in &mismatched[..mismatched.len().saturating_sub(1)] {
+    let last = mismatched.pop();
+    for e in &mismatched {
         eprintln!("error: {e}");
     }
-    match mismatched.pop() {
-        Some(last) => Err(last),
-        None => Ok(()),
-    }
+    last.map_or(Ok(()), Err)
 }
 
-impl EvolveArgs {
-    fn changes_search(&self) -> bool {
-        self.generations.is_some()
-            || self.population.is_some()
-            || self.seed.is_some()
-            || self.fidelity.is_some()
-    }
-
-    fn apply(&self, config: Config) -> Result<Config> {
-        let mut config = self.protocol.apply(config)?;
-        config.search.generations = self.generations.unwrap_or(config.search.generations);
-        config.search.population = self.population.unwrap_or(config.search.population);
-        if let Some(seed) = self.seed {
-            config.search.seed = seed;
-            config.protocol.seed = seed;
-        }
-        if let Some(fidelity) = &self.fidelity {
-            config.fidelity.enabled = fidelity == "on";
-        }
-        config
-            .validate()
-            .map_err(|m| Error::Usage(format!("after applying flags: {m}")))?;
-        Ok(config)
-    }
-}
-
-fn evolution(args: &EvolveArgs) -> Result<()> {
+fn evolve(args: &EvolveArgs) -> Result<()> {
     evolve::interrupt::install();
+    let place = &args.place;
     let options = RunOptions {
-        device: evolve::device::parse(&args.protocol.device)?,
-        data_root: data::resolve_root(args.protocol.data_dir.as_deref()),
-        quiet: args.quiet,
-        batch_candidates: args.batch_candidates,
+        device: place.device,
+        data_root: data::resolve_root(place.data_dir.as_deref()),
+        batch_candidates: place.batch_candidates,
+        observer: evolve::progress::observer(args.quiet),
+    };
+    let requested = |saved: &Config| -> Result<Config> {
+        let mut config = match &place.config {
+            Some(path) => Config::load(path)?,
+            None => saved.clone(),
+        };
+        args.protocol.apply(&mut config)?;
+        args.search.apply(&mut config)?;
+        Ok(config)
     };
     let (dir, result) = match &args.resume {
-        Some(dir) => {
-            let requested = if args.protocol.changes_protocol() || args.changes_search() {
-                let base = match &args.protocol.config {
-                    Some(path) => Config::load(path)?,
-                    None => Config::load(&dir.join(evolution::CONFIG))?,
-                };
-                Some(args.apply(base)?)
-            } else {
-                None
-            };
-            (
-                dir.clone(),
-                evolution::resume(dir, requested.as_ref(), &options),
-            )
-        }
+        Some(dir) => (dir.clone(), evolution::resume(dir, requested, &options)),
         None => {
-            let config = args.protocol.config().and_then(|c| args.apply(c))?;
-            let dir = args.out.clone().unwrap_or_else(|| {
-                let stem = args
-                    .protocol
-                    .config
-                    .as_deref()
-                    .and_then(|p| p.file_stem())
-                    .map(|s| s.to_string_lossy().into_owned())
-                    .unwrap_or_else(|| "quick".into());
-                let now = std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .map(|d| d.as_secs())
-                    .unwrap_or(0);
-                PathBuf::from(format!("runs/{stem}-{now}"))
-            });
+            let config = requested(&Config::quick())?;
+            let dir = args.out.clone().unwrap_or_else(|| default_run_dir(place));
             if !args.quiet {
-                eprintln!(
-                    "evolving into {} on {}",
-                    dir.display(),
-                    evolve::device::describe(options.device)
-                );
+                let device = evolve::device::describe(options.device);
+                eprintln!("evolving into {} on {device}", dir.display());
             }
             (dir.clone(), evolution::start(config, &dir, &options))
         }
@@ -451,17 +341,14 @@ fn evolution(args: &EvolveArgs) -> Result<()> {
     match result {
         Ok(cp) => {
             if let Some(best) = &cp.best {
-                println!(
-                    "best: {} ({:.4}× Adam) {}",
-                    best.genome.label(),
-                    best.score.vs_adam,
-                    best.genome.describe()
-                );
+                let (label, line) = (best.genome.label(), best.genome.describe());
+                println!("best: {label} ({:.4}× Adam) {line}", best.score.vs_adam);
             }
             let written: Vec<&str> = [
                 evolution::BEST,
                 evolution::SUMMARY,
                 evolution::FITNESS_SVG,
+                evolution::PROGRESS_SVG,
                 evolution::HISTORY,
             ]
             .into_iter()
@@ -483,9 +370,9 @@ fn evolution(args: &EvolveArgs) -> Result<()> {
             Ok(())
         }
         Err(Error::Interrupted(signal)) => {
+            let name = evolve::interrupt::name(signal);
             eprintln!(
-                "interrupted by {}; progress is saved. Resume with: evolve --resume {}",
-                evolve::interrupt::name(signal),
+                "interrupted by {name}; progress is saved. Resume with: evolve --resume {}",
                 dir.display()
             );
             Err(Error::Interrupted(signal))
@@ -494,16 +381,23 @@ fn evolution(args: &EvolveArgs) -> Result<()> {
     }
 }
 
-fn export(
-    source: &std::path::Path,
-    out: Option<&std::path::Path>,
-    format: ExportFormat,
-) -> Result<()> {
+/// `runs/<config name>-<unix time>`.
+fn default_run_dir(place: &Place) -> PathBuf {
+    let stem = place
+        .config
+        .as_deref()
+        .and_then(Path::file_stem)
+        .map_or("quick".into(), |s| s.to_string_lossy().into_owned());
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    PathBuf::from(format!("runs/{stem}-{now}"))
+}
+
+fn export(source: &Path, out: Option<&Path>, format: ExportFormat) -> Result<()> {
     let (genome, score) = evolve::export::source(source)?;
     let text = match format {
-        ExportFormat::Json => {
-            serde_json::to_string_pretty(&genome).expect("plain data serialises") + "\n"
-        }
+        ExportFormat::Json => serde_json::to_string_pretty(&genome).expect("plain data") + "\n",
         ExportFormat::Pytorch => evolve::export::pytorch_source(&genome, score.as_ref()),
     };
     match out.filter(|p| p.as_os_str() != "-") {

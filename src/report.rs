@@ -1,7 +1,12 @@
-//! What a researcher reads: replay tables and documents. Computes no fitness.
+//! What a researcher reads: replay tables, the run summary, its plots and `evolve status`.
+//! A leaf: it formats records (`run_dir`, `fitness`), and computes no fitness.
 use crate::fitness::{Score, TaskScore};
 use crate::genome::Genome;
+use crate::run_dir::{Checkpoint, Evaluation, GenerationStats, Stage};
+use plotters::coord::Shift;
+use plotters::prelude::*;
 use serde::Serialize;
+use std::time::Duration;
 
 /// One genome's replay result.
 #[derive(Serialize)]
@@ -64,83 +69,6 @@ fn truncate(s: &str, n: usize) -> String {
         s.to_string()
     } else {
         s.chars().take(n - 1).collect::<String>() + "…"
-    }
-}
-
-use crate::run_dir::{Checkpoint, GenerationStats};
-use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
-
-/// Progress of an evolution: a bar over all evaluations (with ETA), one over the steps of the
-/// genome in training, and a one-line summary per generation. Silent with `--quiet`.
-pub struct Progress {
-    quiet: bool,
-    population: usize,
-    multi: MultiProgress,
-    candidates: ProgressBar,
-    pub steps: ProgressBar,
-}
-
-impl Progress {
-    pub fn new(quiet: bool, cp: &Checkpoint) -> Progress {
-        let search = &cp.config.search;
-        let multi = MultiProgress::with_draw_target(if quiet {
-            ProgressDrawTarget::hidden()
-        } else {
-            ProgressDrawTarget::stderr()
-        });
-        let total = (search.generations * search.population) as u64;
-        let done = (cp.generation * search.population
-            + cp.scores.iter().filter(|s| s.is_some()).count()) as u64;
-        let candidates = multi.add(ProgressBar::new(total).with_position(done.min(total)));
-        candidates.set_style(
-            ProgressStyle::with_template(
-                "evaluations [{bar:30}] {pos}/{len} {elapsed}<{eta} {msg}",
-            )
-            .expect("valid template"),
-        );
-        let steps = multi.add(ProgressBar::new(cp.config.protocol.total_steps()));
-        steps.set_style(
-            ProgressStyle::with_template("   training [{bar:30}] {pos}/{len} steps {msg}")
-                .expect("valid template"),
-        );
-        Progress {
-            quiet,
-            population: search.population,
-            multi,
-            candidates,
-            steps,
-        }
-    }
-
-    pub fn message(&self, message: &str) {
-        self.candidates.set_message(message.to_string());
-    }
-
-    pub fn candidate(&self, generation: usize, index: usize, genome: &Genome, what: &str) {
-        self.candidates
-            .set_position((generation * self.population + index) as u64);
-        self.candidates.set_message(format!(
-            "gen {generation} #{index} {what}: {}",
-            genome.label()
-        ));
-        self.steps.set_message(truncate(&genome.describe(), 70));
-    }
-
-    pub fn generation_done(&self, stats: &GenerationStats, cp: &Checkpoint) {
-        self.candidates
-            .set_position(((stats.generation + 1) * cp.config.search.population) as u64);
-        let line = format!(
-            "gen {:>3}: best {:.4}  mean {:.4}  best so far {:.4}  (vs Adam = 1.0; {} evaluations, {} training steps)",
-            stats.generation, stats.best, stats.mean, stats.best_so_far, cp.evaluations, cp.total_steps
-        );
-        if !self.quiet {
-            let _ = self.multi.println(line);
-        }
-    }
-
-    pub fn finish(&self) {
-        self.candidates.finish_and_clear();
-        self.steps.finish_and_clear();
     }
 }
 
@@ -210,7 +138,7 @@ pub fn summary_markdown(cp: &Checkpoint) -> String {
     }
     for (name, _) in crate::genome::SHIPPED {
         let hash = crate::genome::shipped(name).hash();
-        rows.push((name.to_string(), cp.memo.get(&hash)));
+        rows.push((name.to_string(), cp.full.memo.get(&hash)));
     }
     for (name, score) in rows {
         match score {
@@ -239,71 +167,241 @@ pub fn summary_markdown(cp: &Checkpoint) -> String {
     s
 }
 
-/// `fitness.svg`: best and mean fitness per generation, with Adam's 1.0 as a dashed line.
-pub fn fitness_svg(stats: &[GenerationStats]) -> String {
-    let (w, h, pad) = (640.0, 360.0, 48.0);
-    let values = stats
-        .iter()
-        .flat_map(|g| [g.best, g.mean])
+/// `fitness.svg`: every evaluated genome as a dot at its generation (screened ones hollow), the
+/// best and mean selection fitness per generation as lines, Adam at 1.0.
+pub fn fitness_svg(stats: &[GenerationStats], history: &[Evaluation]) -> String {
+    svg(|root| draw_fitness(root, stats, history))
+}
+
+/// `progress.svg`: the best full score found so far against the training steps spent so far
+/// (what the search paid for what it found).
+pub fn progress_svg(history: &[Evaluation]) -> String {
+    svg(|root| draw_progress(root, history))
+}
+
+type Area<'a> = DrawingArea<SVGBackend<'a>, Shift>;
+type Drawn = std::result::Result<(), DrawingAreaErrorKind<std::io::Error>>;
+
+fn svg(draw: impl for<'a> FnOnce(&Area<'a>) -> Drawn) -> String {
+    let mut text = String::new();
+    {
+        let root = SVGBackend::with_string(&mut text, (760, 440)).into_drawing_area();
+        draw(&root).expect("drawing into a string does not fail");
+        root.present().expect("drawing into a string does not fail");
+    }
+    text
+}
+
+/// A y range holding every finite value and Adam's 1.0, with a margin.
+fn value_range(values: impl Iterator<Item = f64>) -> std::ops::Range<f64> {
+    let (lo, hi) = values
         .filter(|v| v.is_finite())
-        .chain([1.0]);
-    let (lo, hi) = values.fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| {
-        (lo.min(v), hi.max(v))
-    });
-    let (lo, hi) = (
-        lo - 0.05 * (hi - lo).max(0.1),
-        hi + 0.05 * (hi - lo).max(0.1),
+        .chain([1.0])
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| {
+            (lo.min(v), hi.max(v))
+        });
+    let pad = 0.05 * (hi - lo).max(0.1);
+    (lo - pad)..(hi + pad)
+}
+
+fn integer_label(x: &f64) -> String {
+    match (x - x.round()).abs() < 1e-9 {
+        true => format!("{}", x.round()),
+        false => String::new(),
+    }
+}
+
+fn draw_fitness(root: &Area, stats: &[GenerationStats], history: &[Evaluation]) -> Drawn {
+    root.fill(&WHITE)?;
+    let generations = history
+        .iter()
+        .map(|e| e.generation + 1)
+        .chain(stats.iter().map(|g| g.generation + 1))
+        .max()
+        .unwrap_or(1);
+    let y = value_range(
+        history
+            .iter()
+            .map(|e| e.score.vs_adam)
+            .chain(stats.iter().flat_map(|g| [g.best, g.mean])),
     );
-    let n = stats.len().max(2) as f64 - 1.0;
-    let x = |i: usize| pad + (w - 2.0 * pad) * i as f64 / n;
-    let y = |v: f64| h - pad - (h - 2.0 * pad) * (v - lo) / (hi - lo);
-    let line = |f: &dyn Fn(&GenerationStats) -> f64| {
+    let mut chart = ChartBuilder::on(root)
+        .caption("fitness vs Adam, per generation", ("sans-serif", 18))
+        .margin(12)
+        .x_label_area_size(40)
+        .y_label_area_size(60)
+        .build_cartesian_2d(-0.4..(generations as f64 - 0.6), y)?;
+    chart
+        .configure_mesh()
+        .x_desc("generation")
+        .y_desc("fitness / Adam's fitness")
+        .x_labels(generations.min(25) + 1)
+        .x_label_formatter(&integer_label)
+        .draw()?;
+    let at = |e: &Evaluation| (e.generation as f64, e.score.vs_adam);
+    let blue = RGBColor(31, 119, 180);
+    let orange = RGBColor(255, 127, 14);
+    chart
+        .draw_series(
+            history
+                .iter()
+                .filter(|e| e.stage == Stage::Full)
+                .map(|e| Circle::new(at(e), 3, blue.mix(0.45).filled())),
+        )?
+        .label("a genome, full protocol")
+        .legend(move |(x, y)| Circle::new((x + 10, y), 3, blue.mix(0.45).filled()));
+    chart
+        .draw_series(
+            history
+                .iter()
+                .filter(|e| e.stage == Stage::Screen)
+                .map(|e| Circle::new(at(e), 3, orange.stroke_width(1))),
+        )?
+        .label("a genome, screening only")
+        .legend(move |(x, y)| Circle::new((x + 10, y), 3, orange.stroke_width(1)));
+    let line = |f: fn(&GenerationStats) -> f64| {
         stats
             .iter()
-            .enumerate()
-            .map(|(i, g)| format!("{:.1},{:.1}", x(i), y(f(g))))
+            .map(move |g| (g.generation as f64, f(g)))
             .collect::<Vec<_>>()
-            .join(" ")
     };
-    let mut s = format!("<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{w}\" height=\"{h}\" font-family=\"sans-serif\" font-size=\"12\">\n");
-    s += &format!("<rect width=\"{w}\" height=\"{h}\" fill=\"white\"/>\n");
+    chart
+        .draw_series(LineSeries::new(line(|g| g.best), blue.stroke_width(2)))?
+        .label("best of the generation")
+        .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], blue.stroke_width(2)));
+    let grey = RGBColor(127, 127, 127);
+    chart
+        .draw_series(LineSeries::new(line(|g| g.mean), grey.stroke_width(2)))?
+        .label("mean of the generation")
+        .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], grey.stroke_width(2)));
+    let red = RGBColor(214, 39, 40);
+    chart
+        .draw_series(LineSeries::new(
+            [(-0.4, 1.0), (generations as f64 - 0.6, 1.0)],
+            red.stroke_width(1),
+        ))?
+        .label("Adam = 1.0")
+        .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], red));
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::LowerRight)
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK)
+        .draw()
+}
+
+fn draw_progress(root: &Area, history: &[Evaluation]) -> Drawn {
+    root.fill(&WHITE)?;
+    let mut spent = 0u64;
+    let mut best = f64::NEG_INFINITY;
+    let mut points = Vec::new();
+    for e in history {
+        spent += e.steps;
+        if e.stage == Stage::Full && e.score.vs_adam > best {
+            best = e.score.vs_adam;
+        }
+        if best.is_finite() {
+            points.push((spent as f64, best));
+        }
+    }
+    let x_end = (spent as f64).max(1.0);
+    let mut chart = ChartBuilder::on(root)
+        .caption("best so far vs training steps spent", ("sans-serif", 18))
+        .margin(12)
+        .x_label_area_size(40)
+        .y_label_area_size(60)
+        .build_cartesian_2d(0.0..x_end, value_range(points.iter().map(|p| p.1)))?;
+    chart
+        .configure_mesh()
+        .x_desc("training steps (cumulative, baseline included)")
+        .y_desc("best fitness / Adam's so far")
+        .x_label_formatter(&|x| format!("{x:.0}"))
+        .draw()?;
+    let blue = RGBColor(31, 119, 180);
+    chart.draw_series(LineSeries::new(
+        points.iter().copied(),
+        blue.stroke_width(2),
+    ))?;
+    chart.draw_series(points.iter().map(|&p| Circle::new(p, 2, blue.filled())))?;
+    let red = RGBColor(214, 39, 40);
+    chart.draw_series(LineSeries::new(
+        [(0.0, 1.0), (x_end, 1.0)],
+        red.stroke_width(1),
+    ))?;
+    Ok(())
+}
+
+/// `evolve status RUN`: where a run stands, from its checkpoint and history (no lock needed).
+/// `holder` is the PID of the process running it, `elapsed` the wall time since it started.
+pub fn status_text(
+    cp: &Checkpoint,
+    history: &[Evaluation],
+    holder: Option<&str>,
+    elapsed: Duration,
+) -> String {
+    let search = &cp.config.search;
+    let (done, total) = cp.scored();
+    let mut s = match holder {
+        Some(pid) => format!("running (PID {pid})\n"),
+        None if done == total => "finished\n".to_string(),
+        None => "not running (resume with `evolve --resume`)\n".to_string(),
+    };
     s += &format!(
-        "<line x1=\"{pad}\" y1=\"{0}\" x2=\"{1}\" y2=\"{0}\" stroke=\"black\"/>\n",
-        h - pad,
-        w - pad
+        "generation {} of {} · genomes scored {done} of {total} · evaluations {} ({} trained, {} reused) · training steps {}\n",
+        (cp.generation + usize::from(cp.generation < search.generations)).min(search.generations),
+        search.generations,
+        cp.evaluations,
+        cp.evaluations - cp.reused,
+        cp.reused,
+        cp.total_steps
     );
-    s += &format!(
-        "<line x1=\"{pad}\" y1=\"{pad}\" x2=\"{pad}\" y2=\"{}\" stroke=\"black\"/>\n",
-        h - pad
-    );
-    for k in 0..=4 {
-        let v = lo + (hi - lo) * k as f64 / 4.0;
+    let eta = match (holder, done) {
+        (Some(_), d) if d > 0 && d < total => format!(
+            " · ETA {}",
+            clock(elapsed.mul_f64((total - d) as f64 / d as f64))
+        ),
+        _ => String::new(),
+    };
+    s += &format!("elapsed {}{eta}\n", clock(elapsed));
+    if let Some(best) = &cp.best {
         s += &format!(
-            "<text x=\"{}\" y=\"{:.1}\" text-anchor=\"end\">{v:.3}</text>\n",
-            pad - 4.0,
-            y(v) + 4.0
+            "best so far: {:.4}× Adam  {}  (generation {}, #{})\n    {}\n",
+            best.score.vs_adam,
+            best.genome.label(),
+            best.generation,
+            best.index,
+            best.genome.describe()
         );
     }
-    s += &format!("<line x1=\"{pad}\" y1=\"{0:.1}\" x2=\"{1}\" y2=\"{0:.1}\" stroke=\"#d62728\" stroke-dasharray=\"6 4\"/>\n", y(1.0), w - pad);
-    s += &format!(
-        "<text x=\"{}\" y=\"{:.1}\" fill=\"#d62728\">Adam = 1.0</text>\n",
-        w - pad - 70.0,
-        y(1.0) - 4.0
-    );
-    s += &format!(
-        "<polyline fill=\"none\" stroke=\"#1f77b4\" stroke-width=\"2\" points=\"{}\"/>\n",
-        line(&|g| g.best)
-    );
-    s += &format!(
-        "<polyline fill=\"none\" stroke=\"#7f7f7f\" stroke-width=\"2\" points=\"{}\"/>\n",
-        line(&|g| g.mean.max(lo))
-    );
-    s += &format!(
-        "<text x=\"{}\" y=\"{}\" text-anchor=\"middle\">generation</text>\n",
-        w / 2.0,
-        h - 12.0
-    );
-    s += &format!("<text x=\"{pad}\" y=\"20\"><tspan fill=\"#1f77b4\">best</tspan> and <tspan fill=\"#7f7f7f\">mean</tspan> fitness vs Adam per generation</text>\n");
-    s += "</svg>\n";
+    let mut top: Vec<&Evaluation> = Vec::new();
+    let mut full: Vec<&Evaluation> = history.iter().filter(|e| e.stage == Stage::Full).collect();
+    full.sort_by(|a, b| b.score.vs_adam.total_cmp(&a.score.vs_adam));
+    for e in full {
+        if top.len() < 5 && !top.iter().any(|t| t.hash == e.hash) {
+            top.push(e);
+        }
+    }
+    if !top.is_empty() {
+        s += "top 5 (full protocol):\n";
+        for (rank, e) in top.iter().enumerate() {
+            s += &format!(
+                "  {}. {:.4}× Adam  {}  {}\n",
+                rank + 1,
+                e.score.vs_adam,
+                e.hash,
+                e.genome.describe()
+            );
+        }
+    }
     s
+}
+
+/// A duration as `1h 02m 03s`, `4m 05s` or `6s`.
+pub fn clock(d: Duration) -> String {
+    let s = d.as_secs();
+    match (s / 3600, s / 60 % 60, s % 60) {
+        (0, 0, sec) => format!("{sec}s"),
+        (0, m, sec) => format!("{m}m {sec:02}s"),
+        (h, m, sec) => format!("{h}h {m:02}m {sec:02}s"),
+    }
 }

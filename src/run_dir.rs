@@ -3,7 +3,7 @@
 //!
 //! `runs/NAME/` holds `config.json` (resolved), `checkpoint.json` (rewritten atomically after every
 //! evaluation), `history.jsonl` (one line per evaluation), `best.json`, `summary.md`,
-//! `fitness.svg` and `evolve.lock`. Nothing here trusts what it reads: a checkpoint that is valid
+//! `fitness.svg`, `progress.svg` and `evolve.lock`. Nothing here trusts what it reads: a checkpoint that is valid
 //! JSON but inconsistent is refused before anything trains on it.
 use crate::config::Config;
 use crate::error::{Error, Result};
@@ -23,10 +23,12 @@ pub const HISTORY: &str = "history.jsonl";
 pub const BEST: &str = "best.json";
 pub const SUMMARY: &str = "summary.md";
 pub const FITNESS_SVG: &str = "fitness.svg";
+pub const PROGRESS_SVG: &str = "progress.svg";
 /// Held (`flock`) by the one process that runs this directory; the kernel releases it when that
 /// process dies, so a killed run never leaves a stale lock. Holds that process's PID.
 pub const LOCK: &str = "evolve.lock";
-pub const CHECKPOINT_VERSION: u32 = 1;
+/// Version 2 keeps one `StageState` per stage; version 1 files are migrated on load.
+pub const CHECKPOINT_VERSION: u32 = 2;
 
 /// Which protocol an evaluation ran under.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -64,6 +66,26 @@ pub struct GenerationStats {
     pub best_so_far: f64,
 }
 
+/// What training Adam's baseline cost, until a history line records it.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Cost {
+    pub steps: u64,
+    pub seconds: f64,
+}
+
+/// What one stage (screening or full) keeps: Adam's scores under its protocol, every genome's
+/// score by hash (so identical genomes are never trained twice), and this generation's
+/// evaluations by index.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct StageState {
+    pub baseline: Option<Vec<TaskScore>>,
+    /// Recorded on the history line of Adam's first evaluation at this stage.
+    #[serde(default)]
+    pub baseline_cost: Option<Cost>,
+    pub memo: BTreeMap<String, Score>,
+    pub results: Vec<Option<Evaluation>>,
+}
+
 /// Everything needed to continue a run exactly.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Checkpoint {
@@ -71,32 +93,22 @@ pub struct Checkpoint {
     pub config: Config,
     pub generation: usize,
     pub population: Vec<Genome>,
-    /// The evaluation each genome of the current generation is selected by, by index (a full
-    /// one, or a screening one for genomes screened out).
-    pub scores: Vec<Option<Evaluation>>,
-    /// Screening evaluations of the current generation, by index (multi-fidelity only).
-    #[serde(default)]
-    pub screens: Vec<Option<Evaluation>>,
+    /// Full-protocol evaluations; a genome of this generation without one is selected by its
+    /// screening evaluation.
+    pub full: StageState,
+    /// Multi-fidelity screening (results stay empty without it).
+    pub screen: StageState,
     pub ga: Ga,
-    pub baseline: Option<Vec<TaskScore>>,
-    /// Full scores by genome hash, so identical genomes are never trained twice.
-    pub memo: BTreeMap<String, Score>,
-    /// Screening scores by genome hash, and Adam's under the screening protocol.
-    #[serde(default)]
-    pub screen_memo: BTreeMap<String, Score>,
-    #[serde(default)]
-    pub screen_baseline: Option<Vec<TaskScore>>,
     pub best: Option<Evaluation>,
     pub generations: Vec<GenerationStats>,
     /// Training steps done so far (reused scores cost none).
     pub total_steps: u64,
     pub evaluations: u64,
     /// Evaluations that reused the score of an identical genome (no training).
-    #[serde(default)]
     pub reused: u64,
     /// Byte length of `history.jsonl` when this checkpoint was written.
     pub history_len: u64,
-    /// Genomes trained side by side (stacked); kept so that a resumed run trains the same way.
+    /// Genomes trained side by side (stacked); part of what a run is, so it never changes.
     #[serde(default = "one")]
     pub batch_candidates: usize,
 }
@@ -106,6 +118,42 @@ fn one() -> usize {
 }
 
 impl Checkpoint {
+    pub fn stage(&self, stage: Stage) -> &StageState {
+        match stage {
+            Stage::Screen => &self.screen,
+            Stage::Full => &self.full,
+        }
+    }
+
+    pub fn stage_mut(&mut self, stage: Stage) -> &mut StageState {
+        match stage {
+            Stage::Screen => &mut self.screen,
+            Stage::Full => &mut self.full,
+        }
+    }
+
+    /// (genomes of the run that have a selection score, genomes the run will score in all).
+    pub fn scored(&self) -> (usize, usize) {
+        let search = &self.config.search;
+        let total = search.generations * search.population;
+        let this = (0..self.population.len())
+            .filter(|&i| self.selected(i).is_some())
+            .count();
+        let done = match self.generation < search.generations {
+            true => self.generation * search.population + this,
+            false => total,
+        };
+        (done, total)
+    }
+
+    /// The evaluation genome `i` of this generation is selected by: its full one, else its
+    /// screening one.
+    pub fn selected(&self, i: usize) -> Option<&Evaluation> {
+        self.full.results[i]
+            .as_ref()
+            .or(self.screen.results[i].as_ref())
+    }
+
     /// Checks that the checkpoint describes a run this program can continue: a valid config,
     /// one slot per genome, valid genomes that match their evaluations, finite scores and a
     /// usable baseline. The message names the field.
@@ -120,8 +168,8 @@ impl Checkpoint {
         let n = self.config.search.population;
         for (field, len) in [
             ("population", self.population.len()),
-            ("scores", self.scores.len()),
-            ("screens", self.screens.len()),
+            ("full.results", self.full.results.len()),
+            ("screen.results", self.screen.results.len()),
         ] {
             if len != n {
                 return Err(format!(
@@ -142,12 +190,17 @@ impl Checkpoint {
             genome
                 .validate()
                 .map_err(|m| format!("field `population[{i}]`: {m}"))?;
-            for (field, slot) in [("scores", &self.scores[i]), ("screens", &self.screens[i])] {
-                if let Some(e) = slot {
-                    check_evaluation(&format!("{field}[{i}]"), e)?;
-                    if e.hash != genome.hash() {
+            for (field, stage, state) in [
+                ("full", Stage::Full, &self.full),
+                ("screen", Stage::Screen, &self.screen),
+            ] {
+                if let Some(e) = &state.results[i] {
+                    let field = format!("{field}.results[{i}]");
+                    check_evaluation(&field, e)?;
+                    if e.hash != genome.hash() || e.stage != stage {
                         return Err(format!(
-                            "field `{field}[{i}]`: an evaluation of genome {}, but population[{i}] is {}",
+                            "field `{field}`: a {:?} evaluation of genome {}, but population[{i}] is {}",
+                            e.stage,
                             e.hash,
                             genome.hash()
                         ));
@@ -165,23 +218,19 @@ impl Checkpoint {
             .iter()
             .map(|t| t.name.as_str())
             .collect();
-        for (field, baseline) in [
-            ("baseline", &self.baseline),
-            ("screen_baseline", &self.screen_baseline),
-        ] {
-            if let Some(b) = baseline {
+        for (field, state) in [("full", &self.full), ("screen", &self.screen)] {
+            if let Some(b) = &state.baseline {
                 let names: Vec<&str> = b.iter().map(|t| t.task.as_str()).collect();
                 if names != tasks {
                     return Err(format!(
-                        "field `{field}`: scores for tasks {names:?}, but the protocol's tasks are {tasks:?}"
+                        "field `{field}.baseline`: scores for tasks {names:?}, but the protocol's tasks are {tasks:?}"
                     ));
                 }
-                crate::fitness::check_baseline(b).map_err(|m| format!("field `{field}`: {m}"))?;
+                crate::fitness::check_baseline(b)
+                    .map_err(|m| format!("field `{field}.baseline`: {m}"))?;
             }
-        }
-        for (field, memo) in [("memo", &self.memo), ("screen_memo", &self.screen_memo)] {
-            for (hash, score) in memo {
-                check_score(&format!("{field}.{hash}"), score)?;
+            for (hash, score) in &state.memo {
+                check_score(&format!("{field}.memo.{hash}"), score)?;
             }
         }
         Ok(())
@@ -363,20 +412,24 @@ impl RunDir {
             Error::run(&path, format!("corrupt or inconsistent checkpoint, refusing to resume ({m}); nothing in the run directory was changed"))
         };
         let text = crate::fsutil::read_to_string(&path)?;
-        let mut checkpoint: Checkpoint = crate::fsutil::parse_json(&text).map_err(refuse)?;
-        if checkpoint.version != CHECKPOINT_VERSION {
-            return Err(Error::run(
-                &path,
-                format!(
-                    "checkpoint version {} (this evolve reads and writes version {CHECKPOINT_VERSION})",
-                    checkpoint.version
-                ),
-            ));
-        }
-        // Checkpoints written before multi-fidelity have no screening slots.
-        if checkpoint.screens.is_empty() {
-            checkpoint.screens = vec![None; checkpoint.population.len()];
-        }
+        let value: serde_json::Value =
+            crate::fsutil::parse_json(&text).map_err(|m| refuse(m.clone()))?;
+        let version = value.get("version").and_then(|v| v.as_u64());
+        let text = match version {
+            Some(1) => migrate_v1(value).map_err(|m| refuse(m.clone()))?,
+            Some(v) if v == CHECKPOINT_VERSION as u64 => text,
+            _ => {
+                return Err(Error::run(
+                    &path,
+                    format!(
+                        "checkpoint version {} (this evolve reads versions 1 and {CHECKPOINT_VERSION}); it was written by another evolve",
+                        version.map_or("missing".into(), |v| v.to_string())
+                    ),
+                ))
+            }
+        };
+        let checkpoint: Checkpoint =
+            crate::fsutil::parse_json(&text).map_err(|m| refuse(m.clone()))?;
         checkpoint.check().map_err(refuse)?;
         let history_path = self.file(HISTORY);
         let history = match std::fs::read(&history_path) {
@@ -416,6 +469,21 @@ impl RunDir {
         write_json_atomic(&self.file(CHECKPOINT), checkpoint)
     }
 
+    /// Every line of `history.jsonl` that the checkpoint knows of (for `evolve status`).
+    pub fn history(&self, checkpoint: &Checkpoint) -> Result<Vec<Evaluation>> {
+        let path = self.file(HISTORY);
+        let bytes = std::fs::read(&path).map_err(|e| Error::io(&path, e))?;
+        let known = &bytes[..(checkpoint.history_len as usize).min(bytes.len())];
+        String::from_utf8_lossy(known)
+            .lines()
+            .enumerate()
+            .map(|(i, line)| {
+                crate::fsutil::parse_json(line)
+                    .map_err(|m| Error::run(&path, format!("line {}: {m}", i + 1)))
+            })
+            .collect()
+    }
+
     /// Appends one line to `history.jsonl` and returns the file's new length.
     pub fn append_history(&self, evaluation: &Evaluation) -> Result<u64> {
         let path = crate::fsutil::write_target(&self.file(HISTORY))?;
@@ -445,6 +513,46 @@ impl RunDir {
             .map_err(|e| Error::io(&path, e))?;
         file.set_len(len).map_err(|e| Error::io(&path, e))
     }
+}
+
+/// Version 1 kept the two stages in parallel fields (`memo`/`screen_memo`, `baseline`/
+/// `screen_baseline`, `scores`/`screens`, where `scores` also held the screening evaluations of
+/// genomes not promoted); version 2 keeps one `StageState` per stage.
+fn migrate_v1(mut v: serde_json::Value) -> std::result::Result<String, String> {
+    use serde_json::{json, Value};
+    let o = v.as_object_mut().ok_or("not a JSON object")?;
+    let n = o
+        .get("population")
+        .and_then(Value::as_array)
+        .map_or(0, Vec::len);
+    let full_results: Vec<Value> = match o.remove("scores") {
+        Some(Value::Array(scores)) => scores
+            .into_iter()
+            .map(|e| match e.get("stage").and_then(Value::as_str) {
+                Some("full") => e,
+                _ => Value::Null,
+            })
+            .collect(),
+        _ => return Err("field `scores`: missing".into()),
+    };
+    let screens = match o.remove("screens") {
+        Some(Value::Array(s)) if !s.is_empty() => s,
+        _ => vec![Value::Null; n],
+    };
+    let mut take = |key: &str| o.remove(key).unwrap_or(Value::Null);
+    let full =
+        json!({ "baseline": take("baseline"), "memo": take("memo"), "results": full_results });
+    let screen_memo = match take("screen_memo") {
+        Value::Null => json!({}),
+        memo => memo,
+    };
+    let screen =
+        json!({ "baseline": take("screen_baseline"), "memo": screen_memo, "results": screens });
+    o.insert("full".into(), full);
+    o.insert("screen".into(), screen);
+    o.entry("reused").or_insert(json!(0));
+    o.insert("version".into(), json!(CHECKPOINT_VERSION));
+    Ok(v.to_string())
 }
 
 /// The names in `dir` other than the lock file (none when `dir` is missing).

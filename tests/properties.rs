@@ -4,7 +4,9 @@ use evolve::config::{Config, GaParams};
 use evolve::fitness::{Score, TaskScore};
 use evolve::ga::Ga;
 use evolve::genome::{Genome, Term, SHIPPED};
-use evolve::run_dir::{Checkpoint, Evaluation, RunDir, Stage, CHECKPOINT_VERSION};
+use evolve::run_dir::{
+    Checkpoint, Cost, Evaluation, RunDir, Stage, StageState, CHECKPOINT_VERSION,
+};
 use evolve::train::RunMetrics;
 use proptest::prelude::*;
 use rand::{seq::SliceRandom, SeedableRng};
@@ -184,16 +186,20 @@ proptest! {
         let checkpoint = Checkpoint {
             version: CHECKPOINT_VERSION,
             best: scores.iter().flatten().next().cloned(),
-            screens: vec![None; population],
-            scores,
+            full: StageState {
+                baseline: Some(baseline),
+                baseline_cost: Some(Cost { steps: 20, seconds: 0.5 }),
+                memo,
+                results: scores,
+            },
+            screen: StageState {
+                results: vec![None; population],
+                ..StageState::default()
+            },
             config,
             generation: 0,
             population: genomes,
             ga,
-            baseline: Some(baseline),
-            memo,
-            screen_memo: BTreeMap::new(),
-            screen_baseline: None,
             generations: Vec::new(),
             total_steps: 40,
             evaluations: 2,

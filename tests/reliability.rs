@@ -232,7 +232,10 @@ fn one_process_per_run_directory_and_a_killed_run_leaves_no_stale_lock() {
     refused(&run(f.resume(&dir, &[])), &["in use", &pid]);
     assert_unchanged(&before, &dir, "the refused second processes");
 
-    // Reading commands need no lock.
+    // Reading commands need no lock; status names the process that holds it.
+    let status = succeeded(bare(&["status", dir.to_str().unwrap()]));
+    let text = String::from_utf8_lossy(&status.stdout);
+    assert!(text.contains(&format!("running (PID {pid})")), "{text}");
     let exported = succeeded(bare(&["export", dir.to_str().unwrap()]));
     assert!(String::from_utf8_lossy(&exported.stdout).contains("\"terms\""));
 
@@ -538,8 +541,8 @@ fn resume_refuses_an_inconsistent_checkpoint_and_changes_nothing() {
     type Edit = Box<dyn Fn(&mut serde_json::Value)>;
     let cases: Vec<(&str, Edit)> = vec![
         (
-            "field `scores`",
-            Box::new(|cp| cp["scores"].as_array_mut().unwrap().truncate(2)),
+            "field `full.results`",
+            Box::new(|cp| cp["full"]["results"].as_array_mut().unwrap().truncate(2)),
         ),
         (
             "field `population[1]`",
@@ -554,12 +557,12 @@ fn resume_refuses_an_inconsistent_checkpoint_and_changes_nothing() {
             Box::new(|cp| cp["config"]["search"]["population"] = serde_json::json!(0)),
         ),
         (
-            "field `baseline`",
-            Box::new(|cp| cp["baseline"] = serde_json::json!([])),
+            "field `full.baseline`",
+            Box::new(|cp| cp["full"]["baseline"] = serde_json::json!([])),
         ),
         (
             "Adam's fitness",
-            Box::new(|cp| cp["baseline"][0]["fitness"] = serde_json::json!(-1.0)),
+            Box::new(|cp| cp["full"]["baseline"][0]["fitness"] = serde_json::json!(-1.0)),
         ),
         (
             "field `history_len`",

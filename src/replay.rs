@@ -1,0 +1,57 @@
+//! `evolve replay`: genome files trained under one protocol, each compared with Adam.
+use crate::config::Config;
+use crate::error::Result;
+use crate::evaluator::Evaluator;
+use crate::genome::Genome;
+use crate::report::{ReplayDocument, ReplayEntry};
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+use tch::Device;
+
+/// Where and how to train (not part of the protocol).
+pub struct ReplayOptions {
+    pub device: Device,
+    pub data_root: PathBuf,
+    /// Genomes trained side by side (`None`: the device default).
+    pub batch_candidates: Option<usize>,
+    /// Told (steps done, steps in all) while training.
+    pub on_steps: Option<Rc<dyn Fn(u64, u64)>>,
+}
+
+/// Loads every file first (a bad one fails before any training), trains Adam once, then the
+/// genomes, `batch_candidates` at a time.
+pub fn replay(
+    files: &[impl AsRef<Path>],
+    config: &Config,
+    options: ReplayOptions,
+) -> Result<ReplayDocument> {
+    let genomes: Vec<Genome> = files
+        .iter()
+        .map(|p| Genome::load(p.as_ref()))
+        .collect::<Result<_>>()?;
+    let mut evaluator = Evaluator::new(&config.protocol, options.device, &options.data_root)?;
+    evaluator.batch_candidates = options
+        .batch_candidates
+        .unwrap_or_else(|| crate::evolution::default_batch_candidates(options.device));
+    evaluator.on_steps = options.on_steps;
+    let baseline = evaluator.baseline()?;
+    let scores = evaluator.evaluate(&genomes)?;
+    let entries = genomes
+        .into_iter()
+        .zip(files)
+        .zip(scores)
+        .map(|((genome, path), score)| ReplayEntry {
+            name: genome.label(),
+            file: path.as_ref().display().to_string(),
+            hash: genome.hash(),
+            genome,
+            score,
+        })
+        .collect();
+    Ok(ReplayDocument {
+        protocol: config.protocol.clone(),
+        device: crate::device::describe(options.device),
+        baseline,
+        genomes: entries,
+    })
+}
