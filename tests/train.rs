@@ -132,10 +132,19 @@ fn the_evaluator_scores_adam_at_exactly_one() {
         seed: 0,
     };
     let mut e = Evaluator::new(&protocol, Device::Cpu, dir.path()).unwrap();
-    let scores = e.evaluate(&[adam_baseline(), shipped("lion")]).unwrap();
+    // Adam written differently (weight 2, half the learning rate: every product is the same in
+    // binary floating point), so it has its own hash and is trained, not reused.
+    let mut rewritten = adam_baseline();
+    rewritten.terms[0].weight = 2.0;
+    rewritten.lr /= 2.0;
+    assert_ne!(rewritten.hash(), adam_baseline().hash());
+    let scores = e
+        .evaluate(&[adam_baseline(), shipped("lion"), rewritten])
+        .unwrap();
     assert_eq!(scores[0].vs_adam, 1.0);
     assert_eq!(scores[0].tasks[0].runs.len(), 2);
     assert_ne!(scores[1].vs_adam, 1.0);
+    assert_eq!(scores[2].vs_adam, 1.0, "normalised by Adam's own runs");
 }
 
 #[test]
