@@ -67,6 +67,17 @@ pub fn default_batch_candidates(device: Device) -> usize {
     }
 }
 
+/// `runs/<config name>-<unix time>`, for a run started without `--out`.
+pub fn default_run_dir(config: Option<&Path>) -> PathBuf {
+    let stem = config
+        .and_then(Path::file_stem)
+        .map_or("quick".into(), |s| s.to_string_lossy().into_owned());
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    PathBuf::from(format!("runs/{stem}-{now}"))
+}
+
 /// Starts a new run in `out`, which must be missing or empty.
 pub fn start(config: Config, out: &Path, options: &RunOptions) -> Result<Checkpoint> {
     let dir = RunDir::create(out)?;
@@ -484,6 +495,54 @@ fn write_reports(dir: &RunDir, cp: &Checkpoint) -> Result<()> {
     write_atomic(
         &dir.file(PROGRESS_SVG),
         report::progress_svg(&history).as_bytes(),
+    )
+}
+
+/// What `evolve status RUN` prints: readable while the run goes on (it takes no lock).
+pub fn status(path: &Path) -> Result<String> {
+    let dir = RunDir::open(path);
+    let cp = dir.load_checkpoint()?;
+    let history = dir.history(&cp)?;
+    let holder = crate::run_dir::RunLock::holder(path);
+    let modified = |name: &str| std::fs::metadata(dir.file(name)).and_then(|m| m.modified());
+    let until = match holder {
+        Some(_) => Ok(std::time::SystemTime::now()),
+        None => modified(CHECKPOINT),
+    };
+    let elapsed = match (modified(CONFIG), until) {
+        (Ok(start), Ok(end)) => end.duration_since(start).unwrap_or_default(),
+        _ => Default::default(),
+    };
+    Ok(format!(
+        "run {}\n{}",
+        path.display(),
+        report::status_text(&cp, &history, holder.as_deref(), elapsed)
+    ))
+}
+
+/// What a finished `evolve` prints: the best genome and the files it wrote (only those).
+pub fn closing_message(cp: &Checkpoint, dir: &Path) -> String {
+    let mut s = String::new();
+    if let Some(best) = &cp.best {
+        s += &format!(
+            "best: {} ({:.4}× Adam) {}\n",
+            best.genome.label(),
+            best.score.vs_adam,
+            best.genome.describe()
+        );
+    }
+    let written: Vec<&str> = [BEST, SUMMARY, FITNESS_SVG, PROGRESS_SVG, HISTORY]
+        .into_iter()
+        .filter(|f| std::fs::metadata(dir.join(f)).is_ok_and(|m| m.len() > 0))
+        .collect();
+    let files = match written.is_empty() {
+        true => format!("{CONFIG} and {CHECKPOINT} only: no generation ran"),
+        false => written.join(", "),
+    };
+    s + &format!(
+        "run directory: {} ({files}); {} training steps\n",
+        dir.display(),
+        cp.total_steps
     )
 }
 

@@ -9,84 +9,8 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::path::Path;
 
-/// The primitive update terms. The first seven are Marfinetz 2025's; the rest make Signum,
-/// Lion, AddSign and PowerSign expressible. `m̂`, `v̂` are bias-corrected when the genome asks.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum TermKind {
-    /// `g`
-    Gradient,
-    /// `m̂`
-    Momentum,
-    /// `g / (√v̂ + ε)`
-    RmsNorm,
-    /// `m̂ / (√v̂ + ε)`; with `radam` the rectified RAdam step instead.
-    Adam,
-    /// `sign(g)`
-    Sign,
-    /// `g / (|g| + ε)`
-    Unit,
-    /// `m̂ + 0.9·(g − m̂)`, the constant 0.9 as in the published code.
-    Nesterov,
-    /// `sign(m)`: Signum (Bernstein et al. 2018).
-    SignMomentum,
-    /// `sign(β1·c + (1−β1)·g)` with its own momentum `c ← β2·c + (1−β2)·g`: Lion (Chen et al. 2023).
-    Lion,
-    /// `(1 + d_t·sign(g)·sign(m))·g`: AddSign (Bello et al. 2017).
-    AddSign,
-    /// `e^(d_t·sign(g)·sign(m))·g`: PowerSign (Bello et al. 2017).
-    PowerSign,
-}
-
-impl TermKind {
-    pub const ALL: [TermKind; 11] = [
-        TermKind::Gradient,
-        TermKind::Momentum,
-        TermKind::RmsNorm,
-        TermKind::Adam,
-        TermKind::Sign,
-        TermKind::Unit,
-        TermKind::Nesterov,
-        TermKind::SignMomentum,
-        TermKind::Lion,
-        TermKind::AddSign,
-        TermKind::PowerSign,
-    ];
-
-    pub fn name(self) -> &'static str {
-        match self {
-            TermKind::Gradient => "gradient",
-            TermKind::Momentum => "momentum",
-            TermKind::RmsNorm => "rms_norm",
-            TermKind::Adam => "adam",
-            TermKind::Sign => "sign",
-            TermKind::Unit => "unit",
-            TermKind::Nesterov => "nesterov",
-            TermKind::SignMomentum => "sign_momentum",
-            TermKind::Lion => "lion",
-            TermKind::AddSign => "add_sign",
-            TermKind::PowerSign => "power_sign",
-        }
-    }
-
-    /// Whether the term reads the first moment `m` (Lion keeps its own).
-    pub fn needs_m(self) -> bool {
-        matches!(
-            self,
-            TermKind::Momentum
-                | TermKind::Adam
-                | TermKind::Nesterov
-                | TermKind::SignMomentum
-                | TermKind::AddSign
-                | TermKind::PowerSign
-        )
-    }
-
-    /// Whether the term reads the second moment `v`.
-    pub fn needs_v(self) -> bool {
-        matches!(self, TermKind::RmsNorm | TermKind::Adam)
-    }
-}
+/// The term kinds and their declarations live in `terms`.
+pub use crate::terms::TermKind;
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -371,6 +295,25 @@ impl Genome {
     pub fn label(&self) -> String {
         self.name.clone().unwrap_or_else(|| self.hash())
     }
+}
+
+/// `evolve check`: one line per file (`ok` with hash and description, or the error), and how
+/// many failed.
+pub fn check_files(paths: &[std::path::PathBuf]) -> (String, usize) {
+    let mut report = String::new();
+    let mut failures = 0;
+    for path in paths {
+        match Genome::load(path) {
+            Ok(g) => {
+                report += &format!("ok    {}  {}  {}\n", path.display(), g.hash(), g.describe())
+            }
+            Err(e) => {
+                failures += 1;
+                report += &format!("error {e}\n");
+            }
+        }
+    }
+    (report, failures)
 }
 
 pub fn known_kinds() -> String {

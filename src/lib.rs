@@ -23,4 +23,5 @@ pub mod progress;
 pub mod replay;
 pub mod report;
 pub mod run_dir;
+pub mod terms;
 pub mod train;

@@ -3,14 +3,10 @@ use clap::{Args, Parser, Subcommand};
 use evolve::config::{Config, ProtocolOverrides, SearchOverrides};
 use evolve::data::{self, DatasetKind};
 use evolve::evolution::{self, RunOptions};
-use evolve::genome::Genome;
 use evolve::replay::ReplayOptions;
-use evolve::run_dir::{RunDir, RunLock};
 use evolve::{Error, Result};
-use indicatif::{ProgressBar, ProgressStyle};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::rc::Rc;
 use tch::Device;
 
 /// Discover deep-learning optimizers by genetic algorithm.
@@ -143,10 +139,14 @@ fn parse_dataset(s: &str) -> std::result::Result<DatasetKind, String> {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Some(Command::Doctor { data_dir }) => doctor(data_dir.as_deref()),
+        Some(Command::Doctor { data_dir }) => {
+            let root = data::resolve_root(data_dir.as_deref());
+            print!("{}", evolve::device::doctor(&root));
+            Ok(())
+        }
         Some(Command::Check { genomes }) => check(&genomes),
         Some(Command::Replay(args)) => replay(&args),
-        Some(Command::Status { run }) => status(&run),
+        Some(Command::Status { run }) => evolution::status(&run).map(|text| print!("{text}")),
         Some(Command::Data(DataCommand::Download { data_dir, datasets })) => {
             let root = data::resolve_root(data_dir.as_deref());
             let datasets = match datasets.is_empty() {
@@ -174,47 +174,9 @@ fn main() -> ExitCode {
     }
 }
 
-fn doctor(data_dir: Option<&Path>) -> Result<()> {
-    let libtorch = option_env!("EVOLVE_LIBTORCH_VERSION").unwrap_or("unknown");
-    println!("evolve {}\nlibtorch: {libtorch}", env!("CARGO_PKG_VERSION"));
-    println!("CUDA available: {}", tch::Cuda::is_available());
-    println!("CUDA devices: {}", tch::Cuda::device_count());
-    for (i, name) in evolve::device::gpu_names().iter().enumerate() {
-        println!("  cuda:{i}: {name}");
-    }
-    println!("cuDNN available: {}", tch::Cuda::cudnn_is_available());
-    println!("CPU: {}", evolve::device::cpu_name());
-    println!("CPU threads (libtorch): {}", tch::get_num_threads());
-    let auto = evolve::device::describe(tch::Device::cuda_if_available());
-    println!("default device (--device auto): {auto}");
-    let root = data::resolve_root(data_dir);
-    let env = data::DATA_ENV;
-    println!(
-        "data root: {} (from --data-dir, else ${env}, else ./data)",
-        root.display()
-    );
-    for kind in DatasetKind::ALL {
-        let dir = root.join(kind.dir_name());
-        let state = match dir.is_dir() {
-            true => "found",
-            false => "missing (evolve data download, or --data-dir)",
-        };
-        println!("  {}: {state} ({})", kind.dir_name(), dir.display());
-    }
-    Ok(())
-}
-
 fn check(paths: &[PathBuf]) -> Result<()> {
-    let mut failures = 0;
-    for path in paths {
-        match Genome::load(path) {
-            Ok(g) => println!("ok    {}  {}  {}", path.display(), g.hash(), g.describe()),
-            Err(e) => {
-                failures += 1;
-                println!("error {e}");
-            }
-        }
-    }
+    let (report, failures) = evolve::genome::check_files(paths);
+    print!("{report}");
     match failures {
         0 => Ok(()),
         n => Err(Error::Usage(format!(
@@ -227,20 +189,12 @@ fn check(paths: &[PathBuf]) -> Result<()> {
 fn replay(args: &ReplayArgs) -> Result<()> {
     let mut config = Config::load_or_quick(args.place.config.as_deref())?;
     args.protocol.apply(&mut config)?;
-    let bar = ProgressBar::new(0);
-    bar.set_style(
-        ProgressStyle::with_template("training [{bar:30}] {pos}/{len} steps {elapsed}<{eta}")
-            .expect("valid template"),
-    );
-    let shown = bar.clone();
+    let (bar, on_steps) = evolve::progress::steps_bar();
     let options = ReplayOptions {
         device: args.place.device,
         data_root: data::resolve_root(args.place.data_dir.as_deref()),
         batch_candidates: args.place.batch_candidates,
-        on_steps: Some(Rc::new(move |done, total| {
-            shown.set_length(total);
-            shown.set_position(done);
-        })),
+        on_steps: Some(on_steps),
     };
     let doc = evolve::replay::replay(&args.genomes, &config, options)?;
     bar.finish_and_clear();
@@ -254,58 +208,11 @@ fn replay(args: &ReplayArgs) -> Result<()> {
     Ok(())
 }
 
-fn status(run: &Path) -> Result<()> {
-    let dir = RunDir::open(run);
-    let cp = dir.load_checkpoint()?;
-    let history = dir.history(&cp)?;
-    let holder = RunLock::holder(run);
-    let started = std::fs::metadata(dir.file(evolution::CONFIG)).and_then(|m| m.modified());
-    let until = match holder {
-        Some(_) => Ok(std::time::SystemTime::now()),
-        None => std::fs::metadata(dir.file(evolution::CHECKPOINT)).and_then(|m| m.modified()),
-    };
-    let elapsed = match (started, until) {
-        (Ok(a), Ok(b)) => b.duration_since(a).unwrap_or_default(),
-        _ => Default::default(),
-    };
-    println!("run {}", run.display());
-    print!(
-        "{}",
-        evolve::report::status_text(&cp, &history, holder.as_deref(), elapsed)
-    );
-    Ok(())
-}
-
 fn verify(root: Option<&Path>) -> Result<()> {
     let root = data::resolve_root(root);
     let (reports, absent) = data::verify(&root)?;
-    for r in &reports {
-        let (name, folder) = (r.dataset.dir_name(), r.folder.display());
-        println!(
-            "{name} ({folder}): {} train, {} test, labels {}..={}",
-            r.train, r.test, r.label_range.0, r.label_range.1
-        );
-        for (file, size) in &r.files {
-            println!("  {file:<32} {size:>12} bytes");
-        }
-        println!("  train histogram: {:?}", r.train_histogram);
-        println!("  test histogram:  {:?}", r.test_histogram);
-    }
-    for kind in &absent {
-        println!("{}: not present under {}", kind.dir_name(), root.display());
-    }
-    if reports.is_empty() {
-        return Err(data::missing(DatasetKind::Cifar10, &root.join("cifar10")));
-    }
-    let mut mismatched: Vec<Error> = reports
-        .iter()
-        .filter_map(|r| r.count_mismatch().map(|m| Error::data(&r.folder, m)))
-        .collect();
-    let last = mismatched.pop();
-    for e in &mismatched {
-        eprintln!("error: {e}");
-    }
-    last.map_or(Ok(()), Err)
+    print!("{}", evolve::report::verify_text(&reports, &absent, &root));
+    data::check_counts(&reports, &root)
 }
 
 fn evolve(args: &EvolveArgs) -> Result<()> {
@@ -330,7 +237,10 @@ fn evolve(args: &EvolveArgs) -> Result<()> {
         Some(dir) => (dir.clone(), evolution::resume(dir, requested, &options)),
         None => {
             let config = requested(&Config::quick())?;
-            let dir = args.out.clone().unwrap_or_else(|| default_run_dir(place));
+            let dir = args
+                .out
+                .clone()
+                .unwrap_or_else(|| evolution::default_run_dir(place.config.as_deref()));
             if !args.quiet {
                 let device = evolve::device::describe(options.device);
                 eprintln!("evolving into {} on {device}", dir.display());
@@ -340,33 +250,7 @@ fn evolve(args: &EvolveArgs) -> Result<()> {
     };
     match result {
         Ok(cp) => {
-            if let Some(best) = &cp.best {
-                let (label, line) = (best.genome.label(), best.genome.describe());
-                println!("best: {label} ({:.4}× Adam) {line}", best.score.vs_adam);
-            }
-            let written: Vec<&str> = [
-                evolution::BEST,
-                evolution::SUMMARY,
-                evolution::FITNESS_SVG,
-                evolution::PROGRESS_SVG,
-                evolution::HISTORY,
-            ]
-            .into_iter()
-            .filter(|f| std::fs::metadata(dir.join(f)).is_ok_and(|m| m.len() > 0))
-            .collect();
-            let files = match written.is_empty() {
-                true => format!(
-                    "{} and {} only: no generation ran",
-                    evolution::CONFIG,
-                    evolution::CHECKPOINT
-                ),
-                false => written.join(", "),
-            };
-            println!(
-                "run directory: {} ({files}); {} training steps",
-                dir.display(),
-                cp.total_steps
-            );
+            print!("{}", evolution::closing_message(&cp, &dir));
             Ok(())
         }
         Err(Error::Interrupted(signal)) => {
@@ -381,23 +265,10 @@ fn evolve(args: &EvolveArgs) -> Result<()> {
     }
 }
 
-/// `runs/<config name>-<unix time>`.
-fn default_run_dir(place: &Place) -> PathBuf {
-    let stem = place
-        .config
-        .as_deref()
-        .and_then(Path::file_stem)
-        .map_or("quick".into(), |s| s.to_string_lossy().into_owned());
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
-    PathBuf::from(format!("runs/{stem}-{now}"))
-}
-
 fn export(source: &Path, out: Option<&Path>, format: ExportFormat) -> Result<()> {
     let (genome, score) = evolve::export::source(source)?;
     let text = match format {
-        ExportFormat::Json => serde_json::to_string_pretty(&genome).expect("plain data") + "\n",
+        ExportFormat::Json => evolve::export::json_source(&genome),
         ExportFormat::Pytorch => evolve::export::pytorch_source(&genome, score.as_ref()),
     };
     match out.filter(|p| p.as_os_str() != "-") {

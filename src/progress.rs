@@ -18,6 +18,21 @@ pub fn observer(quiet: bool) -> Rc<dyn Observer> {
     }
 }
 
+/// A bar of training steps for `evolve replay`, and the callback that moves it.
+pub fn steps_bar() -> (ProgressBar, Rc<dyn Fn(u64, u64)>) {
+    let bar = ProgressBar::new(0);
+    bar.set_style(
+        ProgressStyle::with_template("training [{bar:30}] {pos}/{len} steps {elapsed}<{eta}")
+            .expect("valid template"),
+    );
+    let shown = bar.clone();
+    let on_steps = Rc::new(move |done, total| {
+        shown.set_length(total);
+        shown.set_position(done);
+    });
+    (bar, on_steps)
+}
+
 fn stage_name(stage: Stage) -> &'static str {
     match stage {
         Stage::Screen => "screen",

@@ -405,3 +405,36 @@ pub fn clock(d: Duration) -> String {
         (h, m, sec) => format!("{h}h {m:02}m {sec:02}s"),
     }
 }
+
+/// `evolve data verify`: per dataset, counts, label range, file sizes and class histograms.
+pub fn verify_text(
+    reports: &[crate::data::DatasetReport],
+    absent: &[crate::data::DatasetKind],
+    root: &std::path::Path,
+) -> String {
+    let mut s = String::new();
+    for r in reports {
+        s += &format!(
+            "{} ({}): {} train, {} test, labels {}..={}\n",
+            r.dataset.dir_name(),
+            r.folder.display(),
+            r.train,
+            r.test,
+            r.label_range.0,
+            r.label_range.1
+        );
+        for (file, size) in &r.files {
+            s += &format!("  {file:<32} {size:>12} bytes\n");
+        }
+        s += &format!("  train histogram: {:?}\n", r.train_histogram);
+        s += &format!("  test histogram:  {:?}\n", r.test_histogram);
+    }
+    for kind in absent {
+        s += &format!(
+            "{}: not present under {}\n",
+            kind.dir_name(),
+            root.display()
+        );
+    }
+    s
+}

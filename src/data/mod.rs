@@ -255,6 +255,24 @@ impl DatasetReport {
     }
 }
 
+/// Fails unless some dataset was found and every one has the official record counts.
+pub fn check_counts(reports: &[DatasetReport], root: &Path) -> Result<()> {
+    if reports.is_empty() {
+        return Err(missing(DatasetKind::Cifar10, &root.join("cifar10")));
+    }
+    let problems: Vec<String> = reports
+        .iter()
+        .filter_map(|r| {
+            r.count_mismatch()
+                .map(|m| format!("{}: {m}", r.folder.display()))
+        })
+        .collect();
+    match problems.is_empty() {
+        true => Ok(()),
+        false => Err(Error::data(root, problems.join("; "))),
+    }
+}
+
 /// Loads every dataset present under `root` and summarises it; a corrupt one is an error.
 /// Returns the reports and the datasets that were absent.
 pub fn verify(root: &Path) -> Result<(Vec<DatasetReport>, Vec<DatasetKind>)> {

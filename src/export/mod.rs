@@ -29,6 +29,11 @@ pub fn source(path: &Path) -> Result<(Genome, Option<Score>)> {
     }
 }
 
+/// The genome as a JSON file (loadable by `evolve replay`).
+pub fn json_source(genome: &Genome) -> String {
+    serde_json::to_string_pretty(genome).expect("plain data serialises") + "\n"
+}
+
 const TEMPLATE: &str = include_str!("pytorch_template.py");
 
 /// A Python file defining `EvolvedOptimizer(torch.optim.Optimizer)` that implements `genome`
@@ -68,6 +73,7 @@ pub fn pytorch_source(genome: &Genome, score: Option<&Score>) -> String {
             ("HASH", python_text(&genome.hash())),
             ("SCORES", python_text(&scores)),
             ("GENOME_JSON", python_literal(&json)),
+            ("TERMS", crate::terms::python_table()),
             ("LR", number(genome.lr)),
             ("BETA1", number(genome.beta1)),
             ("BETA2", number(genome.beta2)),

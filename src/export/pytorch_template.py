@@ -19,10 +19,16 @@ lr_t: warmup lr*(s+1)/W for s < W, times 0.5*(1 + cos(pi*s/total_steps)) with co
 """
 import json
 import math
+import types
 
 import torch
 
 GENOME = json.loads({{GENOME_JSON}})
+
+# T for each term kind, written from evolve's term declarations (src/terms.rs). c holds, per
+# parameter tensor: grad, m, m_hat, v, denom (sqrt(v_hat) + eps), eps, d_t (sign decay), b1, b2,
+# t, radam and the parameter's state.
+TERMS = {{TERMS}}
 
 
 class EvolvedOptimizer(torch.optim.Optimizer):
@@ -97,40 +103,13 @@ class EvolvedOptimizer(torch.optim.Optimizer):
                     bc1, bc2 = 1 - b1 ** t, 1 - b2 ** t
                 else:
                     bc1, bc2 = 1.0, 1.0
-                m_hat = m / bc1
-                denom = v.sqrt() / math.sqrt(bc2) + eps
-                d_t = self._sign_decay(s)
+                c = types.SimpleNamespace(
+                    grad=grad, m=m, m_hat=m / bc1, v=v, denom=v.sqrt() / math.sqrt(bc2) + eps,
+                    eps=eps, d_t=self._sign_decay(s), b1=b1, b2=b2, t=t,
+                    radam=g.get("radam", False), state=state)
                 direction = torch.zeros_like(p)
                 for term in g["terms"]:
-                    kind, weight = term["kind"], term["weight"]
-                    if kind == "gradient":
-                        value = grad
-                    elif kind == "momentum":
-                        value = m_hat
-                    elif kind == "rms_norm":
-                        value = grad / denom
-                    elif kind == "adam":
-                        if g.get("radam"):
-                            value = self._radam(m, v, b1, b2, eps, t)
-                        else:
-                            value = m_hat / denom
-                    elif kind == "sign":
-                        value = grad.sign()
-                    elif kind == "unit":
-                        value = grad / (grad.abs() + eps)
-                    elif kind == "nesterov":
-                        value = m_hat + 0.9 * (grad - m_hat)
-                    elif kind == "sign_momentum":
-                        value = m.sign()
-                    elif kind == "lion":
-                        value = (b1 * state["lion_m"] + (1 - b1) * grad).sign()
-                    elif kind == "add_sign":
-                        value = (1 + d_t * grad.sign() * m.sign()) * grad
-                    elif kind == "power_sign":
-                        value = torch.exp(d_t * grad.sign() * m.sign()) * grad
-                    else:
-                        raise ValueError(f"unknown term kind {kind!r}")
-                    direction.add_(value * weight)
+                    direction.add_(TERMS[term["kind"]](c) * term["weight"])
                 state["lion_m"].lerp_(grad, 1 - b2)
                 scale = 1.0
                 if g.get("diffgrad"):

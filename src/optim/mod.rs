@@ -11,6 +11,7 @@ pub mod modifiers;
 pub mod schedule;
 
 use crate::genome::{Genome, TermKind};
+use crate::terms::{Inputs, Member};
 use modifiers::Segments;
 use tch::{nn::VarStore, Tensor};
 
@@ -250,14 +251,14 @@ impl UpdateRule {
     }
 
     /// `Σ_k weight_k · T_k` for every member at once: each kind any member uses is computed once
-    /// over the whole buffer, weighted by a column that is 0 for members without it.
+    /// over the whole buffer by its declaration (`terms::TERMS`), weighted by columns that are 0
+    /// for members without it.
     fn direction(
         &mut self,
         grad: &Tensor,
         terms: &TermColumns,
         c: &dyn Fn(usize) -> Tensor,
     ) -> Tensor {
-        let m = self.m.as_ref();
         // √v̂ + ε, written as PyTorch's Adam writes it: √v / √(1−β2^t) + ε.
         let sqrt_v = self.v.as_ref().map(Tensor::sqrt);
         let denom = |divisor: usize| sqrt_v.as_ref().expect("v kept") / c(divisor) + c(terms.eps);
@@ -265,38 +266,21 @@ impl UpdateRule {
         let adam_denom = terms
             .uses(TermKind::Adam)
             .then(|| denom(terms.adam_sqrt_bc2));
-        let d = c(terms.sign_decay);
+        let (eps, sign_decay) = (c(terms.eps), c(terms.sign_decay));
         let mut total: Option<Tensor> = None;
         for (kind, rows) in &terms.kinds {
-            let w = c(rows[0]);
-            let m = || m.expect("m kept for this term");
-            let contribution = match kind {
-                TermKind::Gradient => grad * w,
-                TermKind::Momentum => m() * w,
-                TermKind::RmsNorm => grad / rms_denom.as_ref().expect("computed") * w,
-                TermKind::Adam => {
-                    let adam = m() / adam_denom.as_ref().expect("computed") * w;
-                    // RAdam while the variance is intractable: plain bias-corrected momentum.
-                    if terms.radam_momentum {
-                        adam + m() * c(rows[1])
-                    } else {
-                        adam
-                    }
-                }
-                TermKind::Sign => grad.sign() * w,
-                TermKind::Unit => grad / (grad.abs() + c(terms.eps)) * w,
-                TermKind::Nesterov => m() * w + grad * c(rows[1]),
-                TermKind::SignMomentum => m().sign() * w,
-                TermKind::Lion => {
-                    let lion_m = self.lion_m.as_mut().expect("lion state kept");
-                    let term = lion_m.lerp_tensor(grad, &c(rows[1])).sign() * w;
-                    let _ = lion_m.lerp_tensor_(grad, &c(rows[2]));
-                    term
-                }
-                // sign(g)·g = |g|, so (1 + d·sign(g)·sign(m))·g = g + d·|g|·sign(m).
-                TermKind::AddSign => (grad + grad.abs() * m().sign() * &d) * w,
-                TermKind::PowerSign => (grad.sign() * m().sign() * &d).exp() * grad * w,
+            let mut inputs = Inputs {
+                grad,
+                m: self.m.as_ref(),
+                lion_m: self.lion_m.as_mut(),
+                rms_denom: rms_denom.as_ref(),
+                adam_denom: adam_denom.as_ref(),
+                eps: &eps,
+                sign_decay: &sign_decay,
+                radam_momentum: terms.radam_momentum,
+                columns: rows.iter().map(|&(name, row)| (name, c(row))).collect(),
             };
+            let contribution = (kind.decl().tensor)(&mut inputs);
             total = Some(match total {
                 Some(acc) => acc + contribution,
                 None => contribution,
@@ -306,10 +290,10 @@ impl UpdateRule {
     }
 }
 
-/// The per-member columns of the terms: for each kind some member uses, its weight (0 for the
-/// others) with the step's bias corrections folded in, plus the columns the terms share.
+/// The per-member columns of the terms: for each kind some member uses, its declared columns
+/// (0-weighted for the others), plus the columns the terms share.
 struct TermColumns {
-    kinds: Vec<(TermKind, Vec<usize>)>,
+    kinds: Vec<(TermKind, Vec<(&'static str, usize)>)>,
     eps: usize,
     sqrt_bc2: usize,
     /// √(1−β2^t) for the adam term; 1 for RAdam members (their rectifier carries the correction).
@@ -327,70 +311,53 @@ impl TermColumns {
         s: u64,
         total_steps: u64,
     ) -> TermColumns {
-        let weight = |g: &Genome, kind: TermKind| {
-            g.terms
+        let member = |g: &Genome, kind: TermKind| Member {
+            weight: g
+                .terms
                 .iter()
                 .filter(|x| x.kind == kind)
                 .map(|x| x.weight)
-                .sum::<f64>()
-        };
-        let bc = |g: &Genome, beta: f64| {
-            if g.bias_correction {
-                1.0 - beta.powf(t)
-            } else {
-                1.0
-            }
-        };
-        let col = |cols: &mut Columns, f: &dyn Fn(&Genome) -> f64| cols.push(genomes.iter().map(f));
-        let radam = |g: &Genome| {
-            if g.radam {
-                Some(modifiers::radam_rectifier(g.beta1, g.beta2, t))
-            } else {
-                None
-            }
+                .sum(),
+            beta1: g.beta1,
+            beta2: g.beta2,
+            bias_correction: g.bias_correction,
+            radam: g
+                .radam
+                .then(|| modifiers::radam_rectifier(g.beta1, g.beta2, t)),
+            t,
         };
         let mut kinds = Vec::new();
         for kind in TermKind::ALL {
             if !genomes.iter().any(|g| g.has(kind)) {
                 continue;
             }
-            let rows = match kind {
-                TermKind::Momentum => vec![col(cols, &|g| weight(g, kind) / bc(g, g.beta1))],
-                TermKind::Adam => vec![
-                    col(cols, &|g| match radam(g) {
-                        None => weight(g, kind) / bc(g, g.beta1),
-                        Some(Some(r)) => weight(g, kind) * r,
-                        Some(None) => 0.0,
-                    }),
-                    col(cols, &|g| match radam(g) {
-                        Some(None) => weight(g, kind) / (1.0 - g.beta1.powf(t)),
-                        _ => 0.0,
-                    }),
-                ],
-                TermKind::Nesterov => vec![
-                    col(cols, &|g| 0.1 * weight(g, kind) / bc(g, g.beta1)),
-                    col(cols, &|g| 0.9 * weight(g, kind)),
-                ],
-                TermKind::Lion => vec![
-                    col(cols, &|g| weight(g, kind)),
-                    col(cols, &|g| 1.0 - g.beta1),
-                    col(cols, &|g| 1.0 - g.beta2),
-                ],
-                _ => vec![col(cols, &|g| weight(g, kind))],
-            };
+            let rows = kind
+                .decl()
+                .columns
+                .iter()
+                .map(|column| {
+                    let values = genomes.iter().map(|g| (column.value)(&member(g, kind)));
+                    (column.name, cols.push(values))
+                })
+                .collect();
             kinds.push((kind, rows));
         }
+        let col = |cols: &mut Columns, f: &dyn Fn(&Genome) -> f64| cols.push(genomes.iter().map(f));
+        let any_member = |g: &Genome| member(g, TermKind::Adam);
         TermColumns {
             kinds,
             eps: col(cols, &|g| g.eps),
-            sqrt_bc2: col(cols, &|g| bc(g, g.beta2).sqrt()),
-            adam_sqrt_bc2: col(cols, &|g| if g.radam { 1.0 } else { bc(g, g.beta2).sqrt() }),
+            sqrt_bc2: col(cols, &|g| any_member(g).correction(g.beta2).sqrt()),
+            adam_sqrt_bc2: col(cols, &|g| match g.radam {
+                true => 1.0,
+                false => any_member(g).correction(g.beta2).sqrt(),
+            }),
             sign_decay: col(cols, &|g| {
                 schedule::sign_decay(g.sign_decay, s, total_steps)
             }),
             radam_momentum: genomes
                 .iter()
-                .any(|g| g.has(TermKind::Adam) && radam(g) == Some(None)),
+                .any(|g| g.has(TermKind::Adam) && any_member(g).radam == Some(None)),
         }
     }
 

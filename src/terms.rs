@@ -1,0 +1,374 @@
+//! The primitive update terms, each declared once: its name, its paper, what it reads, the
+//! per-member numbers it needs at a step (named columns), its tensor expression in the engine and
+//! its expression in the exported PyTorch optimizer. Adding a term is one enum variant and one
+//! entry in `TERMS`: the engine (`optim`) and the export both read this table. (The per-tensor
+//! reference in `tests/optim_exact.rs` stays written out by hand, on purpose: it checks this.)
+use serde::{Deserialize, Serialize};
+use tch::Tensor;
+
+/// The primitive update terms. The first seven are Marfinetz 2025's; the rest make Signum,
+/// Lion, AddSign and PowerSign expressible.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TermKind {
+    Gradient,
+    Momentum,
+    RmsNorm,
+    Adam,
+    Sign,
+    Unit,
+    Nesterov,
+    SignMomentum,
+    Lion,
+    AddSign,
+    PowerSign,
+}
+
+impl TermKind {
+    pub const ALL: [TermKind; 11] = [
+        TermKind::Gradient,
+        TermKind::Momentum,
+        TermKind::RmsNorm,
+        TermKind::Adam,
+        TermKind::Sign,
+        TermKind::Unit,
+        TermKind::Nesterov,
+        TermKind::SignMomentum,
+        TermKind::Lion,
+        TermKind::AddSign,
+        TermKind::PowerSign,
+    ];
+
+    /// This kind's declaration.
+    pub fn decl(self) -> &'static TermDecl {
+        &TERMS[self as usize]
+    }
+
+    /// The name in genome files.
+    pub fn name(self) -> &'static str {
+        self.decl().name
+    }
+
+    /// Whether the term reads the first moment `m` (Lion keeps its own).
+    pub fn needs_m(self) -> bool {
+        self.decl().reads_m
+    }
+
+    /// Whether the term reads the second moment `v`.
+    pub fn needs_v(self) -> bool {
+        self.decl().reads_v
+    }
+}
+
+/// One member's numbers at step `t` (from 1) that a term's columns are computed from; `weight` is
+/// the member's total weight on this kind (0 when it does not use it).
+pub struct Member {
+    pub weight: f64,
+    pub beta1: f64,
+    pub beta2: f64,
+    pub bias_correction: bool,
+    /// `Some(r_t)` (RAdam's rectifier, already over `1−β1^t`) while the variance is tractable,
+    /// `None` before; unset for members without RAdam.
+    pub radam: Option<Option<f64>>,
+    pub t: f64,
+}
+
+impl Member {
+    /// `1 − β^t` with bias correction, else 1.
+    pub fn correction(&self, beta: f64) -> f64 {
+        match self.bias_correction {
+            true => 1.0 - beta.powf(self.t),
+            false => 1.0,
+        }
+    }
+}
+
+/// A per-member number a term needs at each step: one `[K, 1]` column of the step's upload.
+pub struct Column {
+    pub name: &'static str,
+    pub value: fn(&Member) -> f64,
+}
+
+/// What a term's tensor expression reads, for all K members at once (`[K, P]` buffers), and its
+/// own columns (`[K, 1]`, in declaration order).
+pub struct Inputs<'a> {
+    pub grad: &'a Tensor,
+    pub m: Option<&'a Tensor>,
+    /// Lion's own momentum, which the term also advances.
+    pub lion_m: Option<&'a mut Tensor>,
+    /// `√v / √(1−β2^t) + ε` (PyTorch's order of operations).
+    pub rms_denom: Option<&'a Tensor>,
+    /// The same for the adam term (without the correction for RAdam members).
+    pub adam_denom: Option<&'a Tensor>,
+    pub eps: &'a Tensor,
+    /// `d_t` of AddSign/PowerSign.
+    pub sign_decay: &'a Tensor,
+    /// Whether some RAdam member is still in its momentum phase this step.
+    pub radam_momentum: bool,
+    pub columns: Vec<(&'static str, Tensor)>,
+}
+
+impl Inputs<'_> {
+    /// The column `name` of this term.
+    pub fn col(&self, name: &str) -> &Tensor {
+        self.columns
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, c)| c)
+            .unwrap_or_else(|| panic!("no column `{name}` declared for this term"))
+    }
+
+    fn m(&self) -> &Tensor {
+        self.m.expect("m is kept when a term reads it")
+    }
+}
+
+/// A term kind, declared once.
+pub struct TermDecl {
+    pub kind: TermKind,
+    pub name: &'static str,
+    /// The term `T` as the README writes it (`m̂`, `v̂` bias-corrected when the genome asks).
+    pub formula: &'static str,
+    pub paper: &'static str,
+    pub reads_m: bool,
+    pub reads_v: bool,
+    pub columns: &'static [Column],
+    /// `weight · T` for every member, from `Inputs`.
+    pub tensor: fn(&mut Inputs) -> Tensor,
+    /// `T` in the exported optimizer, a Python expression over `c` (per parameter tensor):
+    /// `c.grad`, `c.m`, `c.m_hat`, `c.v`, `c.denom` (`√v̂ + ε`), `c.eps`, `c.d_t`, `c.b1`, `c.b2`,
+    /// `c.t`, `c.radam`, `c.state`.
+    pub python: &'static str,
+}
+
+/// The plain weight column: most terms need nothing else.
+const WEIGHT: &[Column] = &[Column {
+    name: "weight",
+    value: |m| m.weight,
+}];
+
+/// Every term kind, in `TermKind` order.
+pub static TERMS: [TermDecl; 11] = [
+    TermDecl {
+        kind: TermKind::Gradient,
+        name: "gradient",
+        formula: "g",
+        paper: "Marfinetz 2025",
+        reads_m: false,
+        reads_v: false,
+        columns: WEIGHT,
+        tensor: |x| x.grad * x.col("weight"),
+        python: "c.grad",
+    },
+    TermDecl {
+        kind: TermKind::Momentum,
+        name: "momentum",
+        formula: "m̂",
+        paper: "Marfinetz 2025",
+        reads_m: true,
+        reads_v: false,
+        columns: &[Column {
+            name: "weight",
+            value: |m| m.weight / m.correction(m.beta1),
+        }],
+        tensor: |x| x.m() * x.col("weight"),
+        python: "c.m_hat",
+    },
+    TermDecl {
+        kind: TermKind::RmsNorm,
+        name: "rms_norm",
+        formula: "g / (√v̂ + ε)",
+        paper: "Marfinetz 2025",
+        reads_m: false,
+        reads_v: true,
+        columns: WEIGHT,
+        tensor: |x| x.grad / x.rms_denom.expect("computed when used") * x.col("weight"),
+        python: "c.grad / c.denom",
+    },
+    TermDecl {
+        kind: TermKind::Adam,
+        name: "adam",
+        formula: "m̂ / (√v̂ + ε) (RAdam-rectified with `radam`)",
+        paper: "Marfinetz 2025; RAdam: Liu et al. 2020",
+        reads_m: true,
+        reads_v: true,
+        columns: &[
+            // The rectified step while RAdam's variance is tractable, else 0 (momentum phase).
+            Column {
+                name: "weight",
+                value: |m| match m.radam {
+                    None => m.weight / m.correction(m.beta1),
+                    Some(Some(r)) => m.weight * r,
+                    Some(None) => 0.0,
+                },
+            },
+            // RAdam's momentum phase: plain bias-corrected momentum.
+            Column {
+                name: "momentum_weight",
+                value: |m| match m.radam {
+                    Some(None) => m.weight / (1.0 - m.beta1.powf(m.t)),
+                    _ => 0.0,
+                },
+            },
+        ],
+        tensor: |x| {
+            let adam = x.m() / x.adam_denom.expect("computed when used") * x.col("weight");
+            match x.radam_momentum {
+                true => adam + x.m() * x.col("momentum_weight"),
+                false => adam,
+            }
+        },
+        python: "EvolvedOptimizer._radam(c.m, c.v, c.b1, c.b2, c.eps, c.t) if c.radam else c.m_hat / c.denom",
+    },
+    TermDecl {
+        kind: TermKind::Sign,
+        name: "sign",
+        formula: "sign(g)",
+        paper: "Marfinetz 2025",
+        reads_m: false,
+        reads_v: false,
+        columns: WEIGHT,
+        tensor: |x| x.grad.sign() * x.col("weight"),
+        python: "c.grad.sign()",
+    },
+    TermDecl {
+        kind: TermKind::Unit,
+        name: "unit",
+        formula: "g / (|g| + ε)",
+        paper: "Marfinetz 2025",
+        reads_m: false,
+        reads_v: false,
+        columns: WEIGHT,
+        tensor: |x| x.grad / (x.grad.abs() + x.eps) * x.col("weight"),
+        python: "c.grad / (c.grad.abs() + c.eps)",
+    },
+    TermDecl {
+        kind: TermKind::Nesterov,
+        name: "nesterov",
+        formula: "m̂ + 0.9·(g − m̂)",
+        paper: "Marfinetz 2025 (0.9 constant, as published)",
+        reads_m: true,
+        reads_v: false,
+        // m̂ + 0.9·(g − m̂) = 0.1·m̂ + 0.9·g
+        columns: &[
+            Column {
+                name: "momentum_weight",
+                value: |m| 0.1 * m.weight / m.correction(m.beta1),
+            },
+            Column {
+                name: "gradient_weight",
+                value: |m| 0.9 * m.weight,
+            },
+        ],
+        tensor: |x| x.m() * x.col("momentum_weight") + x.grad * x.col("gradient_weight"),
+        python: "c.m_hat + 0.9 * (c.grad - c.m_hat)",
+    },
+    TermDecl {
+        kind: TermKind::SignMomentum,
+        name: "sign_momentum",
+        formula: "sign(m)",
+        paper: "Signum (Bernstein et al. 2018)",
+        reads_m: true,
+        reads_v: false,
+        columns: WEIGHT,
+        tensor: |x| x.m().sign() * x.col("weight"),
+        python: "c.m.sign()",
+    },
+    TermDecl {
+        kind: TermKind::Lion,
+        name: "lion",
+        formula: "sign(β1·c + (1−β1)·g), then c ← β2·c + (1−β2)·g",
+        paper: "Lion (Chen et al. 2023)",
+        reads_m: false,
+        reads_v: false,
+        columns: &[
+            Column {
+                name: "weight",
+                value: |m| m.weight,
+            },
+            Column {
+                name: "one_minus_beta1",
+                value: |m| 1.0 - m.beta1,
+            },
+            Column {
+                name: "one_minus_beta2",
+                value: |m| 1.0 - m.beta2,
+            },
+        ],
+        tensor: |x| {
+            let (grad, b1, b2) = (x.grad, x.col("one_minus_beta1"), x.col("one_minus_beta2"));
+            let weight = x.col("weight").shallow_clone();
+            let (b1, b2) = (b1.shallow_clone(), b2.shallow_clone());
+            let c = x.lion_m.as_mut().expect("lion state kept");
+            let term = c.lerp_tensor(grad, &b1).sign() * weight;
+            let _ = c.lerp_tensor_(grad, &b2);
+            term
+        },
+        python: "(c.b1 * c.state['lion_m'] + (1 - c.b1) * c.grad).sign()",
+    },
+    TermDecl {
+        kind: TermKind::AddSign,
+        name: "add_sign",
+        formula: "(1 + d_t·sign(g)·sign(m))·g",
+        paper: "AddSign (Bello et al. 2017)",
+        reads_m: true,
+        reads_v: false,
+        columns: WEIGHT,
+        // sign(g)·g = |g|, so (1 + d·sign(g)·sign(m))·g = g + d·|g|·sign(m).
+        tensor: |x| (x.grad + x.grad.abs() * x.m().sign() * x.sign_decay) * x.col("weight"),
+        python: "(1 + c.d_t * c.grad.sign() * c.m.sign()) * c.grad",
+    },
+    TermDecl {
+        kind: TermKind::PowerSign,
+        name: "power_sign",
+        formula: "e^(d_t·sign(g)·sign(m))·g",
+        paper: "PowerSign (Bello et al. 2017)",
+        reads_m: true,
+        reads_v: false,
+        columns: WEIGHT,
+        tensor: |x| {
+            (x.grad.sign() * x.m().sign() * x.sign_decay).exp() * x.grad * x.col("weight")
+        },
+        python: "torch.exp(c.d_t * c.grad.sign() * c.m.sign()) * c.grad",
+    },
+];
+
+/// The `TERMS` dictionary of the exported optimizer: one function of `c` per kind.
+pub fn python_table() -> String {
+    let mut s = String::from("{\n");
+    for decl in &TERMS {
+        s += &format!(
+            "    # {}: {} ({})\n    \"{}\": lambda c: {},\n",
+            decl.name, decl.formula, decl.paper, decl.name, decl.python
+        );
+    }
+    s + "}"
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_table_follows_the_enum_and_its_file_names() {
+        for (i, kind) in TermKind::ALL.into_iter().enumerate() {
+            let decl = &TERMS[i];
+            assert_eq!(decl.kind, kind);
+            assert_eq!(kind as usize, i);
+            assert_eq!(
+                serde_json::to_string(&kind).unwrap(),
+                format!("\"{}\"", decl.name)
+            );
+            assert!(decl.columns.iter().any(|c| c.name.ends_with("weight")));
+        }
+    }
+
+    #[test]
+    fn the_readme_table_shows_the_declared_formulas() {
+        let readme = include_str!("../README.md");
+        for decl in &TERMS {
+            let row = format!("| `{}` | {} |", decl.name, decl.formula.replace('|', "\\|"));
+            assert!(readme.contains(&row), "README lacks the row {row}");
+        }
+    }
+}
