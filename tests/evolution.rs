@@ -1,76 +1,15 @@
 //! The evolution loop end to end through the binary: reproducibility, caching, crash safety
 //! (SIGKILL at random moments, then resume), refusal of corrupt or changed runs, export.
 use evolve::genome::Genome;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output};
 use std::time::Duration;
 
-const CONFIG: &str = r#"{
-  "protocol": {
-    "tasks": [{ "name": "cifar10", "dataset": "cifar10", "model": "tiny-cnn", "train_subset": 400, "batch": 32, "steps": 30 }],
-    "seeds": 1,
-    "seed": 3
-  },
-  "search": { "population": 5, "generations": 3, "elites": 1, "tournament": 2, "seed": 11, "include_shipped": true }
-}"#;
+mod common;
+use common::run::{history_lines, ok, tiny_config, Fixture};
 
-struct Fixture {
-    _dir: tempfile::TempDir,
-    root: PathBuf,
-    config: PathBuf,
-}
-
-impl Fixture {
-    fn new() -> Fixture {
-        let dir = tempfile::tempdir().unwrap();
-        let root = dir.path().join("data");
-        evolve::data::synthetic::write_root(&root, 5).unwrap();
-        let config = dir.path().join("tiny.json");
-        std::fs::write(&config, CONFIG).unwrap();
-        Fixture {
-            root,
-            config,
-            _dir: dir,
-        }
-    }
-
-    fn run_dir(&self, name: &str) -> PathBuf {
-        self._dir.path().join(name)
-    }
-
-    fn command(&self, args: &[&str]) -> Command {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_evolve"));
-        cmd.args(args)
-            .arg("--data-dir")
-            .arg(&self.root)
-            .arg("--device")
-            .arg("cpu")
-            .arg("--quiet");
-        cmd
-    }
-
-    fn start(&self, out: &Path) -> Command {
-        let mut cmd = self.command(&["--config", self.config.to_str().unwrap()]);
-        cmd.arg("--out").arg(out);
-        cmd
-    }
-
-    fn resume(&self, out: &Path) -> Command {
-        let mut cmd = self.command(&[]);
-        cmd.arg("--resume").arg(out);
-        cmd
-    }
-}
-
-fn ok(mut cmd: Command) -> Output {
-    let out = cmd.output().unwrap();
-    assert!(
-        out.status.success(),
-        "{:?} failed: {}",
-        cmd,
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
+fn fixture() -> Fixture {
+    Fixture::new(&tiny_config(5, 3))
 }
 
 /// history.jsonl without the wall-clock field, one JSON value per line.
@@ -88,10 +27,10 @@ fn history(dir: &Path) -> Vec<serde_json::Value> {
 
 #[test]
 fn same_seed_gives_the_same_run_and_identical_genomes_are_trained_once() {
-    let f = Fixture::new();
-    let (a, b) = (f.run_dir("a"), f.run_dir("b"));
-    ok(f.start(&a));
-    ok(f.start(&b));
+    let f = fixture();
+    let (a, b) = (f.path("a"), f.path("b"));
+    ok(f.start(&a, &[]));
+    ok(f.start(&b, &[]));
     let (ha, hb) = (history(&a), history(&b));
     assert_eq!(ha.len(), 15, "population 5 × 3 generations");
     assert_eq!(ha, hb);
@@ -135,38 +74,24 @@ fn same_seed_gives_the_same_run_and_identical_genomes_are_trained_once() {
         .contains("<polyline"));
 }
 
-fn history_lines(dir: &Path) -> usize {
-    std::fs::read_to_string(dir.join("history.jsonl"))
-        .map(|t| t.lines().count())
-        .unwrap_or(0)
-}
-
 /// Kills a run with SIGKILL `kills` times, each time its history reaches the next of evenly spread
 /// lengths (events, not timers: the same on a loaded CI machine and on a fast GPU box), resuming
 /// each time, and checks that the result equals an uninterrupted run with the same flags.
 fn kill_and_resume_equals_uninterrupted(extra: &[&str], kills: usize) {
-    let f = Fixture::new();
-    let reference = f.run_dir("reference");
-    ok({
-        let mut c = f.start(&reference);
-        c.args(extra);
-        c
-    });
+    let f = fixture();
+    let reference = f.path("reference");
+    ok(f.start(&reference, extra));
     let lines = history_lines(&reference);
     let targets: Vec<usize> = (1..=kills).map(|i| i * lines / (kills + 1)).collect();
     assert!(
         targets.windows(2).all(|w| w[0] < w[1]) && targets[0] > 0,
         "{lines} lines are too few for {kills} kills"
     );
-    let run = f.run_dir("killed");
+    let run = f.path("killed");
     for &target in &targets {
         let mut cmd = match run.join("checkpoint.json").exists() {
-            true => f.resume(&run),
-            false => {
-                let mut c = f.start(&run);
-                c.args(extra);
-                c
-            }
+            true => f.resume(&run, &[]),
+            false => f.start(&run, extra),
         };
         let mut child = cmd.spawn().unwrap();
         let waiting = std::time::Instant::now();
@@ -181,7 +106,7 @@ fn kill_and_resume_equals_uninterrupted(extra: &[&str], kills: usize) {
         child.kill().unwrap(); // SIGKILL
         child.wait().unwrap();
     }
-    ok(f.resume(&run));
+    ok(f.resume(&run, &[]));
     assert_eq!(history(&run), history(&reference));
     assert_eq!(
         std::fs::read(run.join("best.json")).unwrap(),
@@ -208,24 +133,16 @@ fn total_steps(dir: &Path) -> u64 {
 
 #[test]
 fn multi_fidelity_trains_fewer_steps_and_off_is_the_plain_protocol() {
-    let f = Fixture::new();
-    let (plain, off, on) = (f.run_dir("plain"), f.run_dir("off"), f.run_dir("on"));
-    ok(f.start(&plain));
-    ok({
-        let mut c = f.start(&off);
-        c.args(["--fidelity", "off"]);
-        c
-    });
+    let f = fixture();
+    let (plain, off, on) = (f.path("plain"), f.path("off"), f.path("on"));
+    ok(f.start(&plain, &[]));
+    ok(f.start(&off, &["--fidelity", "off"]));
     assert_eq!(
         history(&plain),
         history(&off),
         "fidelity off is the plain protocol"
     );
-    ok({
-        let mut c = f.start(&on);
-        c.args(["--fidelity", "on"]);
-        c
-    });
+    ok(f.start(&on, &["--fidelity", "on"]));
     let lines = history(&on);
     assert!(
         lines.iter().any(|e| e["stage"] == "screen") && lines.iter().any(|e| e["stage"] == "full")
@@ -280,13 +197,18 @@ fn multi_fidelity_trains_fewer_steps_and_off_is_the_plain_protocol() {
 
 #[test]
 fn corrupt_checkpoint_and_changed_protocol_are_refused_without_losing_anything() {
-    let f = Fixture::new();
-    let run = f.run_dir("run");
-    ok(f.start(&run));
+    let f = fixture();
+    let run = f.path("run");
+    ok(f.start(&run, &[]));
     let history_before = std::fs::read(run.join("history.jsonl")).unwrap();
 
     // A changed protocol on resume.
-    let out = f.resume(&run).arg("--steps").arg("31").output().unwrap();
+    let out = f
+        .resume(&run, &[])
+        .arg("--steps")
+        .arg("31")
+        .output()
+        .unwrap();
     assert!(!out.status.success());
     assert!(
         String::from_utf8_lossy(&out.stderr).contains("differ"),
@@ -295,7 +217,7 @@ fn corrupt_checkpoint_and_changed_protocol_are_refused_without_losing_anything()
     );
 
     // Starting over into a run directory.
-    let out = f.start(&run).output().unwrap();
+    let out = f.start(&run, &[]).output().unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("already holds a run"));
 
@@ -306,7 +228,7 @@ fn corrupt_checkpoint_and_changed_protocol_are_refused_without_losing_anything()
         &checkpoint[..checkpoint.len() / 2],
     )
     .unwrap();
-    let out = f.resume(&run).output().unwrap();
+    let out = f.resume(&run, &[]).output().unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
@@ -325,9 +247,9 @@ fn corrupt_checkpoint_and_changed_protocol_are_refused_without_losing_anything()
 
 #[test]
 fn export_writes_the_best_genome_as_json_and_as_pytorch() {
-    let f = Fixture::new();
-    let run = f.run_dir("run");
-    ok(f.start(&run));
+    let f = fixture();
+    let run = f.path("run");
+    ok(f.start(&run, &[]));
     let json = run.join("exported.json");
     ok({
         let mut c = Command::new(env!("CARGO_BIN_EXE_evolve"));
@@ -367,10 +289,10 @@ fn export_writes_the_best_genome_as_json_and_as_pytorch() {
 
 #[test]
 fn ctrl_c_saves_and_prints_the_resume_command() {
-    let f = Fixture::new();
-    let run = f.run_dir("run");
+    let f = fixture();
+    let run = f.path("run");
     let child = f
-        .start(&run)
+        .start(&run, &[])
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
@@ -401,7 +323,7 @@ fn ctrl_c_saves_and_prints_the_resume_command() {
         (1..15).contains(&done),
         "stopped early with its evaluations saved ({done})"
     );
-    ok(f.resume(&run));
+    ok(f.resume(&run, &[]));
     assert_eq!(history(&run).len(), 15);
 }
 
@@ -421,8 +343,8 @@ fn logged(f: &Fixture, out: &Path, extra: &[&str]) -> (Output, Duration) {
 
 #[test]
 fn a_log_gets_a_line_per_evaluation_and_generation_and_status_reads_the_run() {
-    let f = Fixture::new();
-    let run = f.run_dir("run");
+    let f = fixture();
+    let run = f.path("run");
     let (out, wall) = logged(&f, &run, &["--batch-candidates", "2"]);
     let err = String::from_utf8_lossy(&out.stderr);
     let stamped: Vec<&str> = err.lines().filter(|l| l.starts_with("[20")).collect();
@@ -512,7 +434,7 @@ impl evolve::evolution::Observer for Recorder {
 
 #[test]
 fn the_loop_reports_every_evaluation_then_its_generation_to_an_observer() {
-    let f = Fixture::new();
+    let f = fixture();
     let recorder = std::rc::Rc::new(Recorder::default());
     let options = evolve::evolution::RunOptions {
         device: tch::Device::Cpu,
@@ -521,7 +443,7 @@ fn the_loop_reports_every_evaluation_then_its_generation_to_an_observer() {
         observer: recorder.clone(),
     };
     let config = evolve::config::Config::load(&f.config).unwrap();
-    evolve::evolution::start(config, &f.run_dir("run"), &options).unwrap();
+    evolve::evolution::start(config, &f.path("run"), &options).unwrap();
     let mut expected = vec!["started".to_string()];
     for g in 0..3 {
         expected.extend((0..5).map(|i| format!("gen {g} #{i}")));
@@ -533,11 +455,11 @@ fn the_loop_reports_every_evaluation_then_its_generation_to_an_observer() {
 
 #[test]
 fn a_version_1_checkpoint_is_migrated_and_resumes_exactly() {
-    let f = Fixture::new();
-    let reference = f.run_dir("reference");
-    ok(f.start(&reference));
-    let run = f.run_dir("old");
-    let mut child = f.start(&run).spawn().unwrap();
+    let f = fixture();
+    let reference = f.path("reference");
+    ok(f.start(&reference, &[]));
+    let run = f.path("old");
+    let mut child = f.start(&run, &[]).spawn().unwrap();
     let waiting = std::time::Instant::now();
     while history_lines(&run) < 7 {
         assert!(waiting.elapsed() < Duration::from_secs(600), "no progress");
@@ -557,6 +479,6 @@ fn a_version_1_checkpoint_is_migrated_and_resumes_exactly() {
     o.insert("memo".into(), full["memo"].clone());
     o.insert("baseline".into(), full["baseline"].clone());
     std::fs::write(&path, serde_json::to_string_pretty(&cp).unwrap()).unwrap();
-    ok(f.resume(&run));
+    ok(f.resume(&run, &[]));
     assert_eq!(history(&run), history(&reference));
 }

@@ -6,78 +6,15 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-const CONFIG: &str = r#"{
-  "protocol": {
-    "tasks": [{ "name": "cifar10", "dataset": "cifar10", "model": "tiny-cnn", "train_subset": 400, "batch": 32, "steps": 30 }],
-    "seeds": 1,
-    "seed": 3
-  },
-  "search": { "population": 4, "generations": 2, "elites": 1, "tournament": 2, "seed": 11, "include_shipped": true }
-}"#;
+mod common;
+use common::run::{history_lines, ok, tiny_config, Fixture};
 
 fn manifest(rel: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(rel)
 }
 
-struct Fixture {
-    dir: tempfile::TempDir,
-    root: PathBuf,
-    config: PathBuf,
-}
-
-impl Fixture {
-    fn new() -> Fixture {
-        let dir = tempfile::tempdir().unwrap();
-        let root = dir.path().join("data");
-        evolve::data::synthetic::write_root(&root, 5).unwrap();
-        let config = dir.path().join("tiny.json");
-        std::fs::write(&config, CONFIG).unwrap();
-        Fixture { dir, root, config }
-    }
-
-    fn path(&self, name: &str) -> PathBuf {
-        self.dir.path().join(name)
-    }
-
-    fn evolve(&self, args: &[&str]) -> Command {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_evolve"));
-        cmd.args(args)
-            .arg("--data-dir")
-            .arg(&self.root)
-            .arg("--device")
-            .arg("cpu")
-            .arg("--quiet");
-        cmd
-    }
-
-    fn start(&self, out: &Path, extra: &[&str]) -> Command {
-        let mut cmd = self.evolve(&["--config", self.config.to_str().unwrap()]);
-        cmd.arg("--out").arg(out).args(extra);
-        cmd
-    }
-
-    fn resume(&self, out: &Path, extra: &[&str]) -> Command {
-        let mut cmd = self.evolve(extra);
-        cmd.arg("--resume").arg(out);
-        cmd
-    }
-
-    /// The fixture's config with `patch`'s sections merged in, written to a file.
-    fn config_with(&self, patch: serde_json::Value) -> PathBuf {
-        let mut config: serde_json::Value = serde_json::from_str(CONFIG).unwrap();
-        for (section, fields) in patch.as_object().unwrap() {
-            let slot = &mut config[section];
-            if slot.is_null() {
-                *slot = serde_json::json!({});
-            }
-            for (key, value) in fields.as_object().unwrap() {
-                slot[key] = value.clone();
-            }
-        }
-        let path = self.path("patched.json");
-        std::fs::write(&path, config.to_string()).unwrap();
-        path
-    }
+fn fixture() -> Fixture {
+    Fixture::new(&tiny_config(4, 2))
 }
 
 fn bare(args: &[&str]) -> Command {
@@ -105,12 +42,6 @@ fn refused(out: &Output, needles: &[&str]) -> String {
         assert!(err.contains(needle), "`{needle}` not in: {err}");
     }
     err
-}
-
-fn succeeded(mut cmd: Command) -> Output {
-    let out = cmd.output().unwrap();
-    assert!(out.status.success(), "{cmd:?} failed: {}", stderr(&out));
-    out
 }
 
 /// Every file under `dir` (the lock file aside: taking it is not a change) with its bytes.
@@ -151,12 +82,6 @@ fn wait_for(what: &str, mut condition: impl FnMut() -> bool) {
     }
 }
 
-fn history_lines(dir: &Path) -> usize {
-    std::fs::read_to_string(dir.join("history.jsonl"))
-        .map(|t| t.lines().count())
-        .unwrap_or(0)
-}
-
 fn send(child: &Child, name: &str) {
     assert!(Command::new("kill")
         .arg(format!("-{name}"))
@@ -168,7 +93,7 @@ fn send(child: &Child, name: &str) {
 
 #[test]
 fn a_fresh_run_only_goes_into_a_missing_or_empty_directory() {
-    let f = Fixture::new();
+    let f = fixture();
     let foreign = f.path("foreign");
     std::fs::create_dir(&foreign).unwrap();
     std::fs::write(foreign.join("history.jsonl"), "someone else's notes\n").unwrap();
@@ -193,7 +118,7 @@ fn a_fresh_run_only_goes_into_a_missing_or_empty_directory() {
     // An empty directory is fine, and --generations 0 claims no file it did not write.
     let empty = f.path("empty");
     std::fs::create_dir(&empty).unwrap();
-    let out = succeeded(f.start(&empty, &["--generations", "0"]));
+    let out = ok(f.start(&empty, &["--generations", "0"]));
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         !stdout.contains("best.json") && !stdout.contains("summary.md"),
@@ -205,7 +130,7 @@ fn a_fresh_run_only_goes_into_a_missing_or_empty_directory() {
 
 #[test]
 fn one_process_per_run_directory_and_a_killed_run_leaves_no_stale_lock() {
-    let f = Fixture::new();
+    let f = fixture();
     let dir = f.path("run");
     let mut first = f
         .start(&dir, &["--generations", "10"])
@@ -233,25 +158,25 @@ fn one_process_per_run_directory_and_a_killed_run_leaves_no_stale_lock() {
     assert_unchanged(&before, &dir, "the refused second processes");
 
     // Reading commands need no lock; status names the process that holds it.
-    let status = succeeded(bare(&["status", dir.to_str().unwrap()]));
+    let status = ok(bare(&["status", dir.to_str().unwrap()]));
     let text = String::from_utf8_lossy(&status.stdout);
     assert!(text.contains(&format!("running (PID {pid})")), "{text}");
-    let exported = succeeded(bare(&["export", dir.to_str().unwrap()]));
+    let exported = ok(bare(&["export", dir.to_str().unwrap()]));
     assert!(String::from_utf8_lossy(&exported.stdout).contains("\"terms\""));
 
     first.kill().unwrap(); // SIGKILL: the kernel releases the lock.
     first.wait().unwrap();
     let lines = history_lines(&dir);
-    succeeded(f.resume(&dir, &[]));
+    ok(f.resume(&dir, &[]));
     assert!(history_lines(&dir) >= lines);
     assert_eq!(history_lines(&dir), 40, "population 4 × 10 generations");
 }
 
 #[test]
 fn a_resumed_run_keeps_its_number_of_stacked_candidates() {
-    let f = Fixture::new();
+    let f = fixture();
     let dir = f.path("run");
-    succeeded(f.start(&dir, &["--generations", "1", "--batch-candidates", "2"]));
+    ok(f.start(&dir, &["--generations", "1", "--batch-candidates", "2"]));
     let before = snapshot(&dir);
     refused(
         &run(f.resume(&dir, &["--batch-candidates", "1"])),
@@ -297,7 +222,7 @@ fn export_writes_only_regular_files_and_never_replaces_a_link() {
     std::fs::write(&target, "old").unwrap();
     let link = dir.path().join("link.json");
     std::os::unix::fs::symlink(&target, &link).unwrap();
-    succeeded(bare(&[
+    ok(bare(&[
         "export",
         adam.to_str().unwrap(),
         "--out",
@@ -321,7 +246,7 @@ fn export_writes_only_regular_files_and_never_replaces_a_link() {
         .is_symlink());
 
     // `-` is standard output.
-    let out = succeeded(bare(&["export", adam.to_str().unwrap(), "--out", "-"]));
+    let out = ok(bare(&["export", adam.to_str().unwrap(), "--out", "-"]));
     assert!(String::from_utf8_lossy(&out.stdout).contains("\"adam\""));
     assert!(!Path::new("-").exists());
 }
@@ -394,7 +319,7 @@ fn the_pytorch_export_cannot_be_injected() {
         let file = dir.path().join(format!("g{i}.json"));
         genome.save(&file).unwrap();
         let module = dir.path().join(format!("opt{i}.py"));
-        succeeded(bare(&[
+        ok(bare(&[
             "export",
             file.to_str().unwrap(),
             "--format",
@@ -464,7 +389,7 @@ fn genomes_whose_terms_cancel_are_rejected_by_check_and_replay() {
 
 #[test]
 fn hostile_config_values_are_refused_with_the_field_named() {
-    let f = Fixture::new();
+    let f = fixture();
     let cases = [
         (
             serde_json::json!({"ga": {"lr_log10": [-1, -5]}}),
@@ -520,7 +445,7 @@ fn hostile_config_values_are_refused_with_the_field_named() {
 /// A run directory with one finished generation, and a way to tamper with its checkpoint.
 fn finished_run(f: &Fixture) -> PathBuf {
     let dir = f.path("run");
-    succeeded(f.start(&dir, &["--generations", "1"]));
+    ok(f.start(&dir, &["--generations", "1"]));
     dir
 }
 
@@ -534,7 +459,7 @@ fn tamper(dir: &Path, edit: impl FnOnce(&mut serde_json::Value)) {
 
 #[test]
 fn resume_refuses_an_inconsistent_checkpoint_and_changes_nothing() {
-    let f = Fixture::new();
+    let f = fixture();
     let dir = finished_run(&f);
     let original = std::fs::read(dir.join("checkpoint.json")).unwrap();
     let history = std::fs::read(dir.join("history.jsonl")).unwrap();
@@ -597,7 +522,7 @@ fn resume_refuses_an_inconsistent_checkpoint_and_changes_nothing() {
 
 #[test]
 fn sigterm_saves_prints_the_resume_command_and_exits_143() {
-    let f = Fixture::new();
+    let f = fixture();
     let dir = f.path("run");
     let child = f
         .start(&dir, &["--generations", "3"])
@@ -620,7 +545,7 @@ fn sigterm_saves_prints_the_resume_command_and_exits_143() {
         (1..12).contains(&done),
         "stopped early with its evaluations saved ({done})"
     );
-    succeeded(f.resume(&dir, &[]));
+    ok(f.resume(&dir, &[]));
     assert_eq!(history_lines(&dir), 12);
 }
 
@@ -693,7 +618,7 @@ fn data_problems_name_the_real_files_and_roots() {
     );
 
     // An empty EVOLVE_DATA_DIR is not a data root.
-    let out = succeeded({
+    let out = ok({
         let mut c = bare(&["doctor"]);
         c.env("EVOLVE_DATA_DIR", "");
         c
