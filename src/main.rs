@@ -1,140 +1,15 @@
 //! `evolve`: parse the command line, call the library, print. The work is done in the library.
-use clap::{Args, Parser, Subcommand};
-use evolve::config::{Config, ProtocolOverrides, SearchOverrides};
+mod cli;
+
+use clap::Parser;
+use cli::{Cli, Command, DataCommand, EvolveArgs, ExportFormat, ReplayArgs};
+use evolve::config::Config;
 use evolve::data::{self, DatasetKind};
 use evolve::evolution::{self, RunOptions};
 use evolve::replay::ReplayOptions;
 use evolve::{Error, Result};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use tch::Device;
-
-/// Discover deep-learning optimizers by genetic algorithm.
-///
-/// Without a subcommand, runs an evolution: `evolve --generations 5 --config configs/quick.json`.
-#[derive(Parser)]
-#[command(name = "evolve", version, args_conflicts_with_subcommands = true)]
-struct Cli {
-    #[command(subcommand)]
-    command: Option<Command>,
-    #[command(flatten)]
-    evolve: EvolveArgs,
-}
-
-#[derive(Subcommand)]
-enum Command {
-    /// Print libtorch version, CUDA devices, CPU threads and where datasets were found.
-    Doctor {
-        #[arg(long)]
-        data_dir: Option<PathBuf>,
-    },
-    /// Validate genome files and print each in one line.
-    Check {
-        #[arg(required = true)]
-        genomes: Vec<PathBuf>,
-    },
-    /// Train genomes under a protocol and compare them with Adam.
-    Replay(ReplayArgs),
-    /// Where a run stands (works while it runs): generation, best so far, top 5, ETA.
-    Status { run: PathBuf },
-    /// Download or verify datasets.
-    #[command(subcommand)]
-    Data(DataCommand),
-    /// Write a run's best genome (or a genome file) as JSON or as a PyTorch optimizer.
-    Export {
-        /// A run directory (runs/NAME) or a genome file.
-        source: PathBuf,
-        /// Output file, a regular file (default, or `-`: standard output).
-        #[arg(long)]
-        out: Option<PathBuf>,
-        #[arg(long, value_enum, default_value = "json")]
-        format: ExportFormat,
-    },
-}
-
-#[derive(Clone, Copy, clap::ValueEnum)]
-enum ExportFormat {
-    Json,
-    Pytorch,
-}
-
-#[derive(Subcommand)]
-enum DataCommand {
-    /// Fetch the official CIFAR-10 and MNIST files, verify checksums, unpack into the data root.
-    Download {
-        #[arg(long)]
-        data_dir: Option<PathBuf>,
-        /// Which datasets (default: all).
-        #[arg(long, value_delimiter = ',', value_parser = parse_dataset)]
-        datasets: Vec<DatasetKind>,
-    },
-    /// Check every dataset under ROOT: record counts, file sizes, label range, class histogram.
-    Verify { root: Option<PathBuf> },
-}
-
-/// Where to train: flags shared by every command that trains.
-#[derive(Args)]
-struct Place {
-    /// Config file (default: the built-in configs/quick.json).
-    #[arg(long)]
-    config: Option<PathBuf>,
-    /// auto, cpu, cuda or cuda:N.
-    #[arg(long, default_value = "auto", value_parser = evolve::device::parse_flag)]
-    device: Device,
-    /// Data root holding cifar10/ and mnist/ (else $EVOLVE_DATA_DIR, else ./data).
-    #[arg(long)]
-    data_dir: Option<PathBuf>,
-    /// Genomes trained side by side in one stacked network (default: 1 on CPU, 8 on CUDA; a
-    /// resumed run keeps its own).
-    #[arg(long, value_parser = at_least_one)]
-    batch_candidates: Option<usize>,
-}
-
-#[derive(Args)]
-struct ReplayArgs {
-    #[arg(required = true)]
-    genomes: Vec<PathBuf>,
-    #[command(flatten)]
-    place: Place,
-    #[command(flatten)]
-    protocol: ProtocolOverrides,
-    /// Print one JSON document instead of a table.
-    #[arg(long)]
-    json: bool,
-}
-
-#[derive(Args)]
-struct EvolveArgs {
-    /// Run directory (default: runs/<config>-<unix time>).
-    #[arg(long)]
-    out: Option<PathBuf>,
-    /// Continue the run in this directory exactly where it stopped.
-    #[arg(long, conflicts_with = "out")]
-    resume: Option<PathBuf>,
-    /// No progress bars or log lines.
-    #[arg(long)]
-    quiet: bool,
-    #[command(flatten)]
-    place: Place,
-    #[command(flatten)]
-    protocol: ProtocolOverrides,
-    #[command(flatten)]
-    search: SearchOverrides,
-}
-
-fn at_least_one(s: &str) -> std::result::Result<usize, String> {
-    match s.parse::<usize>() {
-        Ok(k) if k >= 1 => Ok(k),
-        _ => Err(format!("`{s}`; allowed: an integer ≥ 1")),
-    }
-}
-
-fn parse_dataset(s: &str) -> std::result::Result<DatasetKind, String> {
-    DatasetKind::ALL
-        .into_iter()
-        .find(|k| k.dir_name() == s)
-        .ok_or_else(|| format!("unknown dataset `{s}`; allowed: cifar10, mnist"))
-}
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
