@@ -57,7 +57,7 @@ pub enum ExportFormat {
 
 #[derive(Subcommand)]
 pub enum DataCommand {
-    /// Fetch the official CIFAR-10 and MNIST files, verify checksums, unpack into the data root.
+    /// Fetch the official CIFAR-10, MNIST and Fashion-MNIST files, verify checksums, unpack into the data root.
     Download {
         #[arg(long)]
         data_dir: Option<PathBuf>,
@@ -78,7 +78,7 @@ pub struct Place {
     /// auto, cpu, cuda or cuda:N.
     #[arg(long, default_value = "auto", value_parser = evolve::device::parse_flag)]
     pub device: Device,
-    /// Data root holding cifar10/ and mnist/ (else $EVOLVE_DATA_DIR, else ./data).
+    /// Data root holding cifar10/, mnist/ and fashion-mnist/ (else $EVOLVE_DATA_DIR, else ./data).
     #[arg(long)]
     pub data_dir: Option<PathBuf>,
     /// Genomes trained side by side in one stacked network (default: 1 on CPU, 8 on CUDA; a
@@ -130,5 +130,5 @@ pub fn parse_dataset(s: &str) -> std::result::Result<DatasetKind, String> {
     DatasetKind::ALL
         .into_iter()
         .find(|k| k.dir_name() == s)
-        .ok_or_else(|| format!("unknown dataset `{s}`; allowed: cifar10, mnist"))
+        .ok_or_else(|| format!("unknown dataset `{s}`; allowed: {}", DatasetKind::names()))
 }

@@ -280,10 +280,19 @@ impl RunLock {
             .truncate(false)
             .open(&path)
             .map_err(|e| Error::io(&path, e))?;
-        match file.try_lock() {
-            Ok(()) => {}
-            Err(TryLockError::WouldBlock) => return Err(in_use(dir, &mut file)),
-            Err(TryLockError::Error(e)) => return Err(Error::io(&path, e)),
+        // `evolve status` takes a shared lock for an instant to see whether a run is live, so a
+        // busy lock gets a moment before it counts as another run.
+        let mut attempts = 0;
+        loop {
+            match file.try_lock() {
+                Ok(()) => break,
+                Err(TryLockError::WouldBlock) if attempts < 50 => {
+                    attempts += 1;
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                }
+                Err(TryLockError::WouldBlock) => return Err(in_use(dir, &mut file)),
+                Err(TryLockError::Error(e)) => return Err(Error::io(&path, e)),
+            }
         }
         file.set_len(0)
             .and_then(|_| writeln!(file, "{}", std::process::id()))

@@ -1,5 +1,5 @@
 //! Dataset readers on synthetic files in the real formats, the download install path, `evolve
-//! data verify`, and (when ../shared is present) the real CIFAR-10 and MNIST copies.
+//! data verify`, and (when ../shared is present) the real CIFAR-10, MNIST and Fashion-MNIST copies.
 use evolve::data::download::{install, md5_hex, Source};
 use evolve::data::{self, cifar, mnist, synthetic, Dataset, DatasetKind};
 use std::io::Write;
@@ -28,18 +28,54 @@ fn cifar_reader_reads_raw_and_gzipped_batches() {
 }
 
 #[test]
-fn mnist_reader_reads_raw_and_gzipped_idx() {
-    for gzip in [false, true] {
-        let dir = tempfile::tempdir().unwrap();
-        synthetic::write_mnist(&dir.path().join("mnist"), 50, 10, gzip, 2).unwrap();
-        let d = Dataset::load(DatasetKind::Mnist, dir.path()).unwrap();
-        assert_eq!(counts(&d), (50, 10));
-        assert_eq!(d.train_x.size(), [50, 1, 28, 28]);
-        assert_eq!(
-            Vec::<i64>::try_from(&d.train_y.narrow(0, 0, 3)).unwrap(),
-            [0, 7, 4]
-        );
+fn mnist_and_fashion_mnist_readers_read_raw_and_gzipped_idx() {
+    for kind in [DatasetKind::Mnist, DatasetKind::FashionMnist] {
+        for gzip in [false, true] {
+            let dir = tempfile::tempdir().unwrap();
+            synthetic::write_mnist(&dir.path().join(kind.dir_name()), 50, 10, gzip, 2).unwrap();
+            let d = Dataset::load(kind, dir.path()).unwrap();
+            assert_eq!(d.kind, kind);
+            assert_eq!(counts(&d), (50, 10));
+            assert_eq!(d.train_x.size(), [50, 1, 28, 28]);
+            assert_eq!(
+                Vec::<i64>::try_from(&d.train_y.narrow(0, 0, 3)).unwrap(),
+                [0, 7, 4]
+            );
+        }
     }
+    // Fashion-MNIST is not read from mnist/.
+    let dir = tempfile::tempdir().unwrap();
+    synthetic::write_mnist(&dir.path().join("mnist"), 50, 10, true, 2).unwrap();
+    let err = load_err(DatasetKind::FashionMnist, dir.path());
+    assert!(
+        err.contains("fashion-mnist") && err.contains("not found"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_system_copy_is_found_when_the_data_root_lacks_the_dataset() {
+    let root = tempfile::tempdir().unwrap();
+    let system = tempfile::tempdir().unwrap();
+    let system_dir = system.path().to_str().unwrap();
+    let kind = DatasetKind::FashionMnist;
+    assert_eq!(kind.system_dirs(), ["/usr/share/datasets/fashion-mnist"]);
+    // Missing everywhere: the root's own folder (for the message).
+    assert_eq!(
+        data::locate_in(kind, root.path(), &["/nonexistent/x"]),
+        root.path().join("fashion-mnist")
+    );
+    // Only the system copy: used.
+    assert_eq!(
+        data::locate_in(kind, root.path(), &["/nonexistent/x", system_dir]),
+        system.path()
+    );
+    // The root's own copy wins.
+    std::fs::create_dir(root.path().join("fashion-mnist")).unwrap();
+    assert_eq!(
+        data::locate_in(kind, root.path(), &[system_dir]),
+        root.path().join("fashion-mnist")
+    );
 }
 
 fn load_err(kind: DatasetKind, root: &Path) -> String {
@@ -198,6 +234,42 @@ fn download_install_verifies_checksums_and_unpacks() {
         .unwrap_err()
         .to_string()
         .contains("checksum mismatch"));
+
+    // Fashion-MNIST the same way; a wrong or truncated file installs nothing.
+    let fashion = evolve::data::download::FASHION_MNIST;
+    assert_eq!(
+        evolve::data::download::sources(DatasetKind::FashionMnist).len(),
+        4
+    );
+    let fm = tempfile::tempdir().unwrap();
+    synthetic::write_mnist(fm.path(), 30, 10, true, 6).unwrap();
+    let file = fm.path().join(fashion[0].file);
+    let bytes = std::fs::read(&file).unwrap();
+    std::fs::write(&file, &bytes[..bytes.len() / 2]).unwrap();
+    let err = install(&fashion[0], &file, &root).unwrap_err().to_string();
+    assert!(
+        err.contains("checksum mismatch") && err.contains(fashion[0].md5),
+        "{err}"
+    );
+    assert!(!root.join("fashion-mnist").exists(), "nothing installed");
+    std::fs::write(&file, &bytes).unwrap();
+    for s in fashion {
+        let file = fm.path().join(s.file);
+        let sum = md5_hex(&file).unwrap();
+        install(
+            &Source {
+                md5: &sum,
+                ..s.clone()
+            },
+            &file,
+            &root,
+        )
+        .unwrap();
+    }
+    assert_eq!(
+        counts(&Dataset::load(DatasetKind::FashionMnist, &root).unwrap()),
+        (30, 10)
+    );
 }
 
 #[test]
@@ -284,4 +356,24 @@ fn real_cifar10_and_mnist_load_with_the_published_counts() {
     let m = Dataset::load(DatasetKind::Mnist, &root).unwrap();
     assert_eq!(counts(&m), (60_000, 10_000));
     assert_eq!(m.train_x.size(), [60_000, 1, 28, 28]);
+
+    // The Fashion-MNIST files are the official ones: their MD5s are the published ones we check
+    // downloads against.
+    for s in evolve::data::download::FASHION_MNIST {
+        assert_eq!(
+            md5_hex(&root.join("fashion-mnist").join(s.file)).unwrap(),
+            s.md5
+        );
+    }
+    let f = Dataset::load(DatasetKind::FashionMnist, &root).unwrap();
+    assert_eq!(counts(&f), (60_000, 10_000));
+    assert_eq!(
+        Vec::<i64>::try_from(&f.train_y.bincount(None::<tch::Tensor>, 10)).unwrap(),
+        vec![6000; 10]
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("fashion-mnist") && text.contains("60000 train, 10000 test"),
+        "{text}"
+    );
 }

@@ -51,10 +51,41 @@ pub const MNIST: [Source<'static>; 4] = [
     },
 ];
 
+/// Fashion-MNIST (Xiao et al. 2017), from its official bucket, with its published checksums.
+pub const FASHION_MNIST: [Source<'static>; 4] = [
+    Source {
+        dataset: DatasetKind::FashionMnist,
+        url:
+            "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/train-images-idx3-ubyte.gz",
+        file: "train-images-idx3-ubyte.gz",
+        md5: "8d4fb7e6c68d591d4c3dfef9ec88bf0d",
+    },
+    Source {
+        dataset: DatasetKind::FashionMnist,
+        url:
+            "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/train-labels-idx1-ubyte.gz",
+        file: "train-labels-idx1-ubyte.gz",
+        md5: "25c81989df183df01b3e8a0aad5dffbe",
+    },
+    Source {
+        dataset: DatasetKind::FashionMnist,
+        url: "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/t10k-images-idx3-ubyte.gz",
+        file: "t10k-images-idx3-ubyte.gz",
+        md5: "bef4ecab320f06d8554ea6380940ec79",
+    },
+    Source {
+        dataset: DatasetKind::FashionMnist,
+        url: "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/t10k-labels-idx1-ubyte.gz",
+        file: "t10k-labels-idx1-ubyte.gz",
+        md5: "bb300cfdad3c16e7a12a480ee83cd310",
+    },
+];
+
 pub fn sources(dataset: DatasetKind) -> Vec<Source<'static>> {
     match dataset {
         DatasetKind::Cifar10 => vec![CIFAR10],
         DatasetKind::Mnist => MNIST.to_vec(),
+        DatasetKind::FashionMnist => FASHION_MNIST.to_vec(),
     }
 }
 
@@ -114,7 +145,8 @@ pub fn md5_hex(path: &Path) -> Result<String> {
 }
 
 /// Verifies `downloaded` against `source.md5`, then puts it in place under `root`: the CIFAR-10
-/// archive is unpacked (all six batches must be present), MNIST files are moved as they are.
+/// archive is unpacked (all six batches must be present), (Fashion-)MNIST files are installed as
+/// they are.
 pub fn install(source: &Source, downloaded: &Path, root: &Path) -> Result<()> {
     let got = md5_hex(downloaded)?;
     if got != source.md5 {
@@ -126,7 +158,7 @@ pub fn install(source: &Source, downloaded: &Path, root: &Path) -> Result<()> {
     let dir = root.join(source.dataset.dir_name());
     match source.dataset {
         DatasetKind::Cifar10 => unpack_cifar(downloaded, &dir),
-        DatasetKind::Mnist => {
+        DatasetKind::Mnist | DatasetKind::FashionMnist => {
             std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
             let bytes = std::fs::read(downloaded).map_err(|e| Error::io(downloaded, e))?;
             crate::fsutil::write_atomic(&dir.join(source.file), &bytes)

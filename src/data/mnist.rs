@@ -1,4 +1,4 @@
-//! MNIST, official IDX layout: big-endian magic (2051 images, 2049 labels), then the dimensions,
+//! MNIST and Fashion-MNIST (the same layout and sizes), official IDX layout: big-endian magic (2051 images, 2049 labels), then the dimensions,
 //! then uint8 data; `*-ubyte` or `*-ubyte.gz`.
 use super::{check_labels, read_maybe_gz, Dataset, DatasetKind};
 use crate::error::{Error, Result};
@@ -14,8 +14,8 @@ pub const LABELS_MAGIC: u32 = 2049;
 
 /// Parses an IDX file: its dimensions and its data bytes, checked against the header.
 /// Returns the file as found on disk (maybe with `.gz`), its dimensions and its data.
-fn read_idx(path: &Path, magic: u32) -> Result<(PathBuf, Vec<i64>, Tensor)> {
-    let (found, bytes) = read_maybe_gz(path, DatasetKind::Mnist)?;
+fn read_idx(path: &Path, magic: u32, kind: DatasetKind) -> Result<(PathBuf, Vec<i64>, Tensor)> {
+    let (found, bytes) = read_maybe_gz(path, kind)?;
     let be = |i: usize| {
         bytes
             .get(i..i + 4)
@@ -42,9 +42,14 @@ fn read_idx(path: &Path, magic: u32) -> Result<(PathBuf, Vec<i64>, Tensor)> {
     Ok((found, dims, Tensor::from_slice(&bytes[header..])))
 }
 
-fn read_split(dir: &Path, images: &str, labels: &str) -> Result<(Tensor, Tensor)> {
-    let (_, dims, x) = read_idx(&dir.join(images), IMAGES_MAGIC)?;
-    let (labels, ldims, y) = read_idx(&dir.join(labels), LABELS_MAGIC)?;
+fn read_split(
+    dir: &Path,
+    images: &str,
+    labels: &str,
+    kind: DatasetKind,
+) -> Result<(Tensor, Tensor)> {
+    let (_, dims, x) = read_idx(&dir.join(images), IMAGES_MAGIC, kind)?;
+    let (labels, ldims, y) = read_idx(&dir.join(labels), LABELS_MAGIC, kind)?;
     if ldims[0] != dims[0] {
         return Err(Error::data(
             &labels,
@@ -56,12 +61,13 @@ fn read_split(dir: &Path, images: &str, labels: &str) -> Result<(Tensor, Tensor)
     Ok((x.view([dims[0], 1, dims[1], dims[2]]), y))
 }
 
-pub fn load(dir: &Path) -> Result<Dataset> {
-    super::require_dir(DatasetKind::Mnist, dir)?;
-    let (train_x, train_y) = read_split(dir, TRAIN_IMAGES, TRAIN_LABELS)?;
-    let (test_x, test_y) = read_split(dir, TEST_IMAGES, TEST_LABELS)?;
+/// Reads `dir` as `kind` (MNIST or Fashion-MNIST).
+pub fn load(dir: &Path, kind: DatasetKind) -> Result<Dataset> {
+    super::require_dir(kind, dir)?;
+    let (train_x, train_y) = read_split(dir, TRAIN_IMAGES, TRAIN_LABELS, kind)?;
+    let (test_x, test_y) = read_split(dir, TEST_IMAGES, TEST_LABELS, kind)?;
     Ok(Dataset {
-        kind: DatasetKind::Mnist,
+        kind,
         train_x,
         train_y,
         test_x,

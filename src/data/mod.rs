@@ -1,4 +1,4 @@
-//! Datasets: readers for the official CIFAR-10 binary and MNIST IDX layouts (raw or gzipped),
+//! Datasets: readers for the official CIFAR-10 binary and MNIST / Fashion-MNIST IDX layouts (raw or gzipped),
 //! download with checksums, verification, the device-resident batch loader, and writers of small
 //! synthetic datasets in the same formats (so the tests exercise the real readers).
 pub mod cifar;
@@ -21,16 +21,24 @@ pub const DATA_ENV: &str = "EVOLVE_DATA_DIR";
 pub enum DatasetKind {
     Cifar10,
     Mnist,
+    /// Xiao et al. 2017: 28×28 grey clothing images, MNIST's layout and sizes.
+    #[serde(rename = "fashion-mnist")]
+    FashionMnist,
 }
 
 impl DatasetKind {
-    pub const ALL: [DatasetKind; 2] = [DatasetKind::Cifar10, DatasetKind::Mnist];
+    pub const ALL: [DatasetKind; 3] = [
+        DatasetKind::Cifar10,
+        DatasetKind::Mnist,
+        DatasetKind::FashionMnist,
+    ];
 
     /// The folder under the data root.
     pub fn dir_name(self) -> &'static str {
         match self {
             DatasetKind::Cifar10 => "cifar10",
             DatasetKind::Mnist => "mnist",
+            DatasetKind::FashionMnist => "fashion-mnist",
         }
     }
 
@@ -39,6 +47,7 @@ impl DatasetKind {
         match self {
             DatasetKind::Cifar10 => (&[0.4914, 0.4822, 0.4465], &[0.2470, 0.2435, 0.2616]),
             DatasetKind::Mnist => (&[0.1307], &[0.3081]),
+            DatasetKind::FashionMnist => (&[0.2860], &[0.3530]),
         }
     }
 
@@ -55,15 +64,35 @@ impl DatasetKind {
     pub fn official_counts(self) -> (usize, usize) {
         match self {
             DatasetKind::Cifar10 => (50_000, 10_000),
-            DatasetKind::Mnist => (60_000, 10_000),
+            DatasetKind::Mnist | DatasetKind::FashionMnist => (60_000, 10_000),
         }
+    }
+
+    /// Where a system package installs the dataset (Debian's `dataset-fashion-mnist`), used
+    /// when the data root lacks it.
+    pub fn system_dirs(self) -> &'static [&'static str] {
+        match self {
+            DatasetKind::FashionMnist => &["/usr/share/datasets/fashion-mnist"],
+            _ => &[],
+        }
+    }
+
+    /// The dataset's folder: `ROOT/<dir_name>` when it exists, else the first system location
+    /// that exists, else `ROOT/<dir_name>` (for the message that it is missing).
+    pub fn locate(self, root: &Path) -> PathBuf {
+        locate_in(self, root, self.system_dirs())
+    }
+
+    /// The allowed dataset names, for messages.
+    pub fn names() -> String {
+        DatasetKind::ALL.map(|k| k.dir_name()).join(", ")
     }
 
     /// (channels, height, width)
     pub fn image_shape(self) -> (i64, i64, i64) {
         match self {
             DatasetKind::Cifar10 => (3, 32, 32),
-            DatasetKind::Mnist => (1, 28, 28),
+            DatasetKind::Mnist | DatasetKind::FashionMnist => (1, 28, 28),
         }
     }
 }
@@ -78,12 +107,13 @@ pub struct Dataset {
 }
 
 impl Dataset {
-    /// Reads `ROOT/cifar10` or `ROOT/mnist`; a missing folder gets an error that says how to fix it.
+    /// Reads the dataset's folder under `root` (see `DatasetKind::locate`); a missing folder
+    /// gets an error that says how to fix it.
     pub fn load(kind: DatasetKind, root: &Path) -> Result<Dataset> {
-        let dir = root.join(kind.dir_name());
+        let dir = kind.locate(root);
         match kind {
             DatasetKind::Cifar10 => cifar::load(&dir),
-            DatasetKind::Mnist => mnist::load(&dir),
+            DatasetKind::Mnist | DatasetKind::FashionMnist => mnist::load(&dir, kind),
         }
     }
 
@@ -130,6 +160,19 @@ pub fn resolve_root(flag: Option<&Path>) -> PathBuf {
         .unwrap_or_else(|| PathBuf::from("data"))
 }
 
+/// `DatasetKind::locate` with the system locations given.
+pub fn locate_in(kind: DatasetKind, root: &Path, system: &[&str]) -> PathBuf {
+    let own = root.join(kind.dir_name());
+    if own.exists() {
+        return own;
+    }
+    system
+        .iter()
+        .map(PathBuf::from)
+        .find(|dir| dir.is_dir())
+        .unwrap_or(own)
+}
+
 /// The data root that `looked_for` (the dataset's folder, or a file in it) was sought under.
 fn root_of(kind: DatasetKind, looked_for: &Path) -> PathBuf {
     let root = looked_for
@@ -153,7 +196,7 @@ pub fn missing(kind: DatasetKind, looked_for: &Path) -> Error {
         format!(
             "not found. The data root is {} (from --data-dir, else ${DATA_ENV}, else ./data) and should hold {}/. \
              Fetch it with `evolve data download --data-dir {}`, or point --data-dir (or ${DATA_ENV}) at a folder \
-             holding cifar10/ and mnist/ in the official layouts.",
+             holding cifar10/, mnist/ and fashion-mnist/ in the official layouts.",
             root.display(),
             kind.dir_name(),
             root.display()
@@ -279,7 +322,7 @@ pub fn verify(root: &Path) -> Result<(Vec<DatasetReport>, Vec<DatasetKind>)> {
     let mut reports = Vec::new();
     let mut absent = Vec::new();
     for kind in DatasetKind::ALL {
-        let folder = root.join(kind.dir_name());
+        let folder = kind.locate(root);
         if !folder.exists() {
             absent.push(kind);
             continue;

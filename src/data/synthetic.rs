@@ -94,8 +94,10 @@ pub fn write_mnist(dir: &Path, train: usize, test: usize, gzip: bool, seed: u64)
     Ok(())
 }
 
-/// A whole synthetic data root (`cifar10/` and `mnist/`), small enough for CPU tests.
+/// A whole synthetic data root (`cifar10/`, `mnist/`, `fashion-mnist/`), small enough for CPU
+/// tests.
 pub fn write_root(root: &Path, seed: u64) -> Result<()> {
     write_cifar10(&root.join("cifar10"), 200, 200, true, seed)?;
-    write_mnist(&root.join("mnist"), 1000, 200, true, seed + 1)
+    write_mnist(&root.join("mnist"), 1000, 200, true, seed + 1)?;
+    write_mnist(&root.join("fashion-mnist"), 1000, 200, true, seed + 2)
 }
