@@ -166,6 +166,24 @@ fn make_cifar_archive(path: &Path) {
     tar.into_inner().unwrap().finish().unwrap();
 }
 
+/// Installs each of `sources` from the file of its name in `dir`, with that file's own MD5 in
+/// place of the published one.
+fn install_as_found(sources: &[Source], dir: &Path, root: &Path) {
+    for s in sources {
+        let file = dir.join(s.file);
+        let md5 = md5_hex(&file).unwrap();
+        install(
+            &Source {
+                md5: &md5,
+                ..s.clone()
+            },
+            &file,
+            root,
+        )
+        .unwrap();
+    }
+}
+
 #[test]
 fn download_install_verifies_checksums_and_unpacks() {
     let work = tempfile::tempdir().unwrap();
@@ -211,19 +229,7 @@ fn download_install_verifies_checksums_and_unpacks() {
     // MNIST files are verified and copied as they are.
     let mn = tempfile::tempdir().unwrap();
     synthetic::write_mnist(mn.path(), 20, 10, true, 4).unwrap();
-    for s in evolve::data::download::MNIST {
-        let file = mn.path().join(s.file);
-        let sum = md5_hex(&file).unwrap();
-        install(
-            &Source {
-                md5: &sum,
-                ..s.clone()
-            },
-            &file,
-            &root,
-        )
-        .unwrap();
-    }
+    install_as_found(&evolve::data::download::MNIST, mn.path(), &root);
     assert_eq!(
         counts(&Dataset::load(DatasetKind::Mnist, &root).unwrap()),
         (20, 10)
@@ -253,19 +259,7 @@ fn download_install_verifies_checksums_and_unpacks() {
     );
     assert!(!root.join("fashion-mnist").exists(), "nothing installed");
     std::fs::write(&file, &bytes).unwrap();
-    for s in fashion {
-        let file = fm.path().join(s.file);
-        let sum = md5_hex(&file).unwrap();
-        install(
-            &Source {
-                md5: &sum,
-                ..s.clone()
-            },
-            &file,
-            &root,
-        )
-        .unwrap();
-    }
+    install_as_found(&fashion, fm.path(), &root);
     assert_eq!(
         counts(&Dataset::load(DatasetKind::FashionMnist, &root).unwrap()),
         (30, 10)
