@@ -2,7 +2,7 @@
 //! log (nohup, a Slurm log, CI), the way cargo degrades; nothing with `--quiet`.
 use crate::evolution::{Checkpoint, Evaluation, GenerationStats, Observer, Silent, Stage};
 use crate::genome::Genome;
-use crate::report::clock;
+use crate::report::eta;
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::cell::Cell;
 use std::io::IsTerminal;
@@ -61,11 +61,7 @@ impl Pace {
     fn eta(&self, cp: &Checkpoint) -> String {
         let (done, total) = cp.scored();
         let here = done.saturating_sub(self.scored_at_start.get().unwrap_or(0));
-        match (here, total - done) {
-            (_, 0) => "done".into(),
-            (0, _) => "unknown yet".into(),
-            (here, left) => clock(self.start.elapsed().mul_f64(left as f64 / here as f64)),
-        }
+        eta(self.start.elapsed(), here, total.saturating_sub(done))
     }
 }
 

@@ -355,11 +355,8 @@ pub fn status_text(
         cp.reused,
         cp.total_steps
     );
-    let eta = match (holder, done) {
-        (Some(_), d) if d > 0 && d < total => format!(
-            " · ETA {}",
-            clock(elapsed.mul_f64((total - d) as f64 / d as f64))
-        ),
+    let eta = match holder {
+        Some(_) if done < total => format!(" · ETA {}", eta(elapsed, done, total - done)),
         _ => String::new(),
     };
     s += &format!("elapsed {}{eta}\n", clock(elapsed));
@@ -394,6 +391,16 @@ pub fn status_text(
         }
     }
     s
+}
+
+/// The time left for `left` more genomes at the pace of `done` in `elapsed`.
+pub fn eta(elapsed: Duration, done: usize, left: usize) -> String {
+    let seconds = elapsed.as_secs_f64() * left as f64 / done as f64;
+    match (left, Duration::try_from_secs_f64(seconds)) {
+        (0, _) => "done".into(),
+        (_, Ok(d)) if done > 0 => clock(d),
+        _ => "unknown yet".into(),
+    }
 }
 
 /// A duration as `1h 02m 03s`, `4m 05s` or `6s`.

@@ -135,12 +135,12 @@ impl Checkpoint {
     /// (genomes of the run that have a selection score, genomes the run will score in all).
     pub fn scored(&self) -> (usize, usize) {
         let search = &self.config.search;
-        let total = search.generations * search.population;
+        let total = search.generations.saturating_mul(search.population);
         let this = (0..self.population.len())
             .filter(|&i| self.selected(i).is_some())
             .count();
         let done = match self.generation < search.generations {
-            true => self.generation * search.population + this,
+            true => (self.generation * search.population + this).min(total),
             false => total,
         };
         (done, total)
@@ -181,6 +181,12 @@ impl Checkpoint {
             return Err(format!(
                 "field `generation`: {} is past the run's {} generations",
                 self.generation, self.config.search.generations
+            ));
+        }
+        if self.reused > self.evaluations {
+            return Err(format!(
+                "field `reused`: {} reused of {} evaluations; allowed: at most `evaluations`",
+                self.reused, self.evaluations
             ));
         }
         if self.batch_candidates == 0 {

@@ -339,18 +339,13 @@ for case in json.loads(sys.argv[2]):
     assert mod.EvolvedOptimizer.__name__ == "EvolvedOptimizer"
 print("ok", len(json.loads(sys.argv[2])))
 "#;
-    let out = Command::new(&python)
+    let mut python = Command::new(&python);
+    python
         .arg("-c")
         .arg(script)
         .arg(dir.path())
-        .arg(serde_json::to_string(&expected).unwrap())
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+        .arg(serde_json::to_string(&expected).unwrap());
+    let out = ok(python);
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "ok 6");
     assert!(!marker.exists(), "the export ran code from a genome's name");
 }
@@ -495,6 +490,10 @@ fn resume_refuses_an_inconsistent_checkpoint_and_changes_nothing() {
                 let len = cp["history_len"].as_u64().unwrap();
                 cp["history_len"] = serde_json::json!(len - 7);
             }),
+        ),
+        (
+            "field `reused`",
+            Box::new(|cp| cp["reused"] = serde_json::json!(1_000_000)),
         ),
         (
             "ga.lr_log10",
