@@ -9,7 +9,7 @@
 use evolve::data::{Dataset, DatasetKind};
 use evolve::genome::shipped;
 use evolve::models::{ModelKind, Precision};
-use evolve::train::{train_stacked, RunMetrics, Task};
+use evolve::train::{train_stacked, RunMetrics, ScoreOn, Task};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -62,11 +62,22 @@ fn main() {
             batch: 128,
             steps,
             precision,
+            // The reference scores on the test set: so does this measurement.
+            score_on: ScoreOn::Test,
+            validation: 5000,
         };
         (0..runs as u64)
             .map(|seed| {
-                train_stacked(&task, &vec![g.clone(); k], seed, &data, device, &|_| {})
-                    .expect("training run")
+                train_stacked(
+                    &task,
+                    &vec![g.clone(); k],
+                    seed,
+                    &data,
+                    device,
+                    false,
+                    &|_| {},
+                )
+                .expect("training run")
             })
             .collect()
     };

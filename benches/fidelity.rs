@@ -46,6 +46,9 @@ fn main() {
     for enabled in [false, true] {
         let mut c = config.clone();
         c.fidelity.enabled = enabled;
+        // The selection rungs alone: no held-out check, every genome scored once.
+        c.holdout = None;
+        c.search.max_seed_groups = 1;
         let options = RunOptions {
             device,
             data_root: data_root.clone(),

@@ -34,6 +34,13 @@ pub enum Command {
     Replay(ReplayArgs),
     /// Where a run stands (works while it runs): generation, best so far, top 5, ETA.
     Status { run: PathBuf },
+    /// A run's generalization report: its best genomes on the search and held-out protocols.
+    Report {
+        run: PathBuf,
+        /// Print one JSON document instead of Markdown.
+        #[arg(long)]
+        json: bool,
+    },
     /// Download or verify datasets.
     #[command(subcommand)]
     Data(DataCommand),
@@ -95,6 +102,12 @@ pub struct ReplayArgs {
     pub place: Place,
     #[command(flatten)]
     pub protocol: ProtocolOverrides,
+    /// Train under the config's held-out protocol (`holdout`) instead of its search protocol.
+    #[arg(long)]
+    pub holdout: bool,
+    /// Base of the run seeds (fresh seeds: a number the search never used).
+    #[arg(long)]
+    pub seed: Option<u64>,
     /// Print one JSON document instead of a table.
     #[arg(long)]
     pub json: bool,

@@ -1,6 +1,7 @@
 //! The run configuration: the training protocol (what a fitness evaluation is) and the search
 //! (population, selection, variation). Files in `configs/`; command-line flags override them.
 use crate::error::{Error, Result};
+use crate::genes::GeneKind;
 use crate::train::Task;
 use serde::{Deserialize, Serialize};
 use std::path::Path;
@@ -42,6 +43,35 @@ impl Protocol {
     }
 }
 
+impl Protocol {
+    /// Tasks present with sane sizes, unique names, seeds ≥ 1; `field` names the section.
+    pub fn validate(&self, field: &str) -> std::result::Result<(), String> {
+        if self.tasks.is_empty() {
+            return Err(format!(
+                "field `{field}.tasks`: empty; allowed: one or more tasks"
+            ));
+        }
+        if self.seeds == 0 {
+            return Err(format!("field `{field}.seeds`: 0; allowed: an integer ≥ 1"));
+        }
+        for (i, t) in self.tasks.iter().enumerate() {
+            if t.steps == 0 || t.batch <= 0 || t.train_subset < t.batch || t.validation < 1 {
+                return Err(format!(
+                    "field `{field}.tasks[{i}]` ({}): steps {}, batch {}, train_subset {}, validation {}; allowed: steps ≥ 1, batch ≥ 1, train_subset ≥ batch, validation ≥ 1",
+                    t.name, t.steps, t.batch, t.train_subset, t.validation
+                ));
+            }
+            if self.tasks[..i].iter().any(|o| o.name == t.name) {
+                return Err(format!("field `{field}.tasks[{i}].name`: `{}` appears twice; task names must be unique", t.name));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Seed groups per genome are bounded: each costs a full evaluation.
+pub const MAX_SEED_GROUPS: u64 = 100;
+
 fn splitmix64(x: u64) -> u64 {
     let mut z = x.wrapping_add(0x9e3779b97f4a7c15);
     z = (z ^ (z >> 30)).wrapping_mul(0xbf58476d1ce4e5b9);
@@ -62,6 +92,10 @@ pub struct Search {
     /// Start from the shipped genomes (SGD, Adam, AdamW, RMSprop, Lion, Signum, Eve, the
     /// published one), filling the rest with random genomes.
     pub include_shipped: bool,
+    /// Noise-aware selection: a genome that survives into a later generation is trained again
+    /// on a fresh group of `protocol.seeds` seeds, up to this many groups, and is selected by
+    /// its mean over all of them (1 = every genome is scored once).
+    pub max_seed_groups: u64,
 }
 
 impl Default for Search {
@@ -73,6 +107,7 @@ impl Default for Search {
             tournament: 4,
             seed: 0,
             include_shipped: true,
+            max_seed_groups: 3,
         }
     }
 }
@@ -106,6 +141,11 @@ pub struct GaParams {
     pub term_weight: [f64; 2],
     /// Warmup lengths as a fraction of the shortest task's steps.
     pub warmup_fraction: [f64; 2],
+    /// Elementwise gradient clipping `c` (log10), when on.
+    pub grad_clip_log10: [f64; 2],
+    /// Lookahead's period k and step α, when on.
+    pub lookahead_k: [u64; 2],
+    pub lookahead_alpha: [f64; 2],
 }
 
 impl Default for GaParams {
@@ -129,6 +169,9 @@ impl Default for GaParams {
             beta2: [0.8, 0.9999],
             term_weight: [0.05, 3.0],
             warmup_fraction: [0.0, 0.3],
+            grad_clip_log10: [-1.0, 1.0],
+            lookahead_k: [5, 10],
+            lookahead_alpha: [0.3, 0.8],
         }
     }
 }
@@ -176,31 +219,32 @@ impl GaParams {
                 crate::genome::MAX_TERMS
             ));
         }
-        let limit = LOG10_LIMIT;
-        let ranges = [
-            (
-                "lr_log10",
-                self.lr_log10,
-                -limit,
-                limit,
-                "[-300, 300] (10^x: a positive lr)",
-            ),
-            (
-                "eps_log10",
-                self.eps_log10,
-                -limit,
-                limit,
-                "[-300, 300] (10^x: a positive ε)",
-            ),
-            (
-                "weight_decay_log10",
-                self.weight_decay_log10,
-                -limit,
-                limit,
-                "[-300, 300] (10^x: a positive weight decay)",
-            ),
-            ("beta1", self.beta1, 0.0, 0.9999999, "[0, 1) (a genome's β)"),
-            ("beta2", self.beta2, 0.0, 0.9999999, "[0, 1) (a genome's β)"),
+        // Every scalar gene's range, from the gene table; then the ranges of the other genes.
+        let mut ranges: Vec<(&str, [f64; 2], f64, f64, &str)> = Vec::new();
+        for gene in &crate::genes::GENES {
+            match &gene.kind {
+                GeneKind::Log {
+                    range, range_field, ..
+                } => ranges.push((
+                    range_field,
+                    range(self),
+                    -LOG10_LIMIT,
+                    LOG10_LIMIT,
+                    "[-300, 300] (10^x: a positive value)",
+                )),
+                GeneKind::Bounded {
+                    range, range_field, ..
+                } => ranges.push((
+                    range_field,
+                    range(self),
+                    0.0,
+                    0.9999999,
+                    "[0, 1) (a genome's β)",
+                )),
+                _ => {}
+            }
+        }
+        ranges.extend([
             (
                 "term_weight",
                 self.term_weight,
@@ -215,7 +259,20 @@ impl GaParams {
                 1.0,
                 "[0, 1] (of the shortest task)",
             ),
-        ];
+            (
+                "lookahead_alpha",
+                self.lookahead_alpha,
+                1e-9,
+                1.0,
+                "(0, 1] (Lookahead's step)",
+            ),
+        ]);
+        let [k_lo, k_hi] = self.lookahead_k;
+        if !(1 <= k_lo && k_lo <= k_hi && k_hi <= 1_000_000) {
+            return Err(format!(
+                "field `ga.lookahead_k`: [{k_lo}, {k_hi}]; allowed: an ordered range within [1, 1000000]"
+            ));
+        }
         for (name, [lo, hi], min, max, allowed) in ranges {
             if !(lo.is_finite() && hi.is_finite() && min <= lo && lo <= hi && hi <= max) {
                 return Err(format!(
@@ -252,10 +309,26 @@ impl Default for Fidelity {
     }
 }
 
+/// Meta-validation (as in Lion's search, Chen et al. 2023): the search's best genomes are
+/// re-checked on held-out protocols (harder or different tasks, other seeds), and the winner is
+/// the best of them there, so that a rule that only wins the short proxy race is not handed out.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Holdout {
+    /// The held-out protocol: each of its tasks is a held-out task.
+    pub protocol: Protocol,
+    /// Re-check every this many generations, and after the last.
+    pub every: usize,
+    /// How many of the search's best distinct genomes are re-checked.
+    pub top: usize,
+}
+
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
     pub protocol: Protocol,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub holdout: Option<Holdout>,
     #[serde(default)]
     pub search: Search,
     #[serde(default)]
@@ -279,6 +352,9 @@ pub struct ProtocolOverrides {
     /// Training-subset size, for every task.
     #[arg(long)]
     pub train_subset: Option<i64>,
+    /// Validation-split size (images held out of training to score on), for every task.
+    #[arg(long)]
+    pub validation: Option<i64>,
 }
 
 impl ProtocolOverrides {
@@ -289,6 +365,7 @@ impl ProtocolOverrides {
         for task in &mut config.protocol.tasks {
             task.steps = self.steps.unwrap_or(task.steps);
             task.train_subset = self.train_subset.unwrap_or(task.train_subset);
+            task.validation = self.validation.unwrap_or(task.validation);
         }
         config.protocol.seeds = self.seeds.unwrap_or(config.protocol.seeds);
         checked(config)
@@ -362,22 +439,14 @@ impl Config {
     }
 
     pub fn validate(&self) -> std::result::Result<(), String> {
-        let p = &self.protocol;
-        if p.tasks.is_empty() {
-            return Err("field `protocol.tasks`: empty; give at least one task".into());
-        }
-        if p.seeds == 0 {
-            return Err("field `protocol.seeds`: 0; allowed: an integer ≥ 1".into());
-        }
-        for (i, t) in p.tasks.iter().enumerate() {
-            if t.steps == 0 || t.batch <= 0 || t.train_subset < t.batch {
+        self.protocol.validate("protocol")?;
+        if let Some(h) = &self.holdout {
+            h.protocol.validate("holdout.protocol")?;
+            if h.every == 0 || h.top == 0 {
                 return Err(format!(
-                    "field `protocol.tasks[{i}]` ({}): steps {}, batch {}, train_subset {}; allowed: steps ≥ 1, batch ≥ 1, train_subset ≥ batch",
-                    t.name, t.steps, t.batch, t.train_subset
+                    "field `holdout`: every {}, top {}; allowed: both ≥ 1",
+                    h.every, h.top
                 ));
-            }
-            if p.tasks[..i].iter().any(|o| o.name == t.name) {
-                return Err(format!("field `protocol.tasks[{i}].name`: `{}` appears twice; task names must be unique", t.name));
             }
         }
         let s = &self.search;
@@ -389,6 +458,12 @@ impl Config {
             return Err(format!(
                 "field `search`: population {}, elites {}, tournament {}; allowed: population ≥ 2, elites < population, 1 ≤ tournament ≤ population",
                 s.population, s.elites, s.tournament
+            ));
+        }
+        if !(1..=MAX_SEED_GROUPS).contains(&s.max_seed_groups) {
+            return Err(format!(
+                "field `search.max_seed_groups`: {}; allowed: 1..={MAX_SEED_GROUPS}",
+                s.max_seed_groups
             ));
         }
         let f = &self.fidelity;
@@ -414,5 +489,31 @@ impl Config {
         }
         self.protocol.tasks.retain(|t| names.contains(&t.name));
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Config;
+
+    #[test]
+    fn the_shipped_configs_are_valid() {
+        for (name, text) in [
+            ("quick", super::QUICK),
+            (
+                "marfinetz2025",
+                include_str!("../configs/marfinetz2025.json"),
+            ),
+            (
+                "marfinetz2025-table",
+                include_str!("../configs/marfinetz2025-table.json"),
+            ),
+        ] {
+            let config = Config::from_json(text, name).unwrap_or_else(|e| panic!("{e}"));
+            assert!(
+                config.holdout.is_some() || name.ends_with("table"),
+                "{name}: searches check their winner held out"
+            );
+        }
     }
 }

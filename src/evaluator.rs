@@ -18,11 +18,15 @@ pub struct Evaluator {
     protocol: Protocol,
     device: Device,
     data: Rc<HashMap<DatasetKind, Dataset>>,
+    /// Adam's scores over the seed groups trained so far (see `Protocol::run_seed`).
     baseline: Option<Vec<TaskScore>>,
     /// Told (steps done, steps in all) as the genomes being scored train.
     pub on_steps: Option<Rc<dyn Fn(u64, u64)>>,
     /// How many genomes train side by side in one stacked network (1 = one at a time).
     pub batch_candidates: usize,
+    /// Whether runs also measure test-set accuracy (for reports; costs an evaluation pass when
+    /// fitness is scored on the validation split).
+    pub report_test: bool,
 }
 
 impl Evaluator {
@@ -34,15 +38,14 @@ impl Evaluator {
                 slot.insert(Dataset::load(task.dataset, root)?.to_device(device));
             }
             let available = data[&task.dataset].train_y.size()[0];
-            if task.train_subset > available {
-                return Err(Error::Usage(format!(
-                    "field `protocol.tasks[{i}].train_subset` ({}): {} images, but {} under {} has {available} training images; allowed: 1..={available} (or --train-subset)",
+            task.check_sizes(available).map_err(|m| {
+                Error::Usage(format!(
+                    "field `protocol.tasks[{i}]` ({}) with {} under {}: {m}",
                     task.name,
-                    task.train_subset,
                     task.dataset.dir_name(),
                     root.display()
-                )));
-            }
+                ))
+            })?;
         }
         Ok(Evaluator {
             protocol: protocol.clone(),
@@ -51,7 +54,12 @@ impl Evaluator {
             baseline: None,
             on_steps: None,
             batch_candidates: 1,
+            report_test: true,
         })
+    }
+
+    pub fn protocol(&self) -> &Protocol {
+        &self.protocol
     }
 
     /// An evaluator for the same protocol cut to `fraction` of its steps, sharing the data.
@@ -63,18 +71,13 @@ impl Evaluator {
             baseline: None,
             on_steps: self.on_steps.clone(),
             batch_candidates: self.batch_candidates,
+            report_test: self.report_test,
         }
     }
 
-    /// Trains `genome` on every task and seed of the protocol.
-    pub fn task_scores(&self, genome: &Genome) -> Result<Vec<TaskScore>> {
-        Ok(self
-            .task_scores_many(std::slice::from_ref(genome))?
-            .remove(0))
-    }
-
-    /// Trains `genomes` on every task and seed, `batch_candidates` of them stacked at a time.
-    pub fn task_scores_many(&self, genomes: &[Genome]) -> Result<Vec<Vec<TaskScore>>> {
+    /// Trains `genomes` on every task and on seed group `group` (runs `group·seeds ..
+    /// (group+1)·seeds`), `batch_candidates` of them stacked at a time.
+    pub fn task_scores_many(&self, genomes: &[Genome], group: u64) -> Result<Vec<Vec<TaskScore>>> {
         let chunks: Vec<&[Genome]> = genomes.chunks(self.batch_candidates.max(1)).collect();
         let total = self.protocol.total_steps() * chunks.len() as u64;
         let mut done = 0;
@@ -83,7 +86,8 @@ impl Evaluator {
         for task in &self.protocol.tasks {
             let data = &self.data[&task.dataset];
             let mut runs: Vec<Vec<RunMetrics>> = vec![Vec::new(); genomes.len()];
-            for index in 0..self.protocol.seeds {
+            let seeds = self.protocol.seeds;
+            for index in group * seeds..(group + 1) * seeds {
                 let seed = self.protocol.run_seed(task, index);
                 let mut first = 0;
                 for chunk in &chunks {
@@ -92,7 +96,15 @@ impl Evaluator {
                             report(done + steps, total);
                         }
                     };
-                    let members = train_stacked(task, chunk, seed, data, self.device, &on_step)?;
+                    let members = train_stacked(
+                        task,
+                        chunk,
+                        seed,
+                        data,
+                        self.device,
+                        self.report_test,
+                        &on_step,
+                    )?;
                     done += task.steps;
                     for (offset, run) in members.into_iter().enumerate() {
                         runs[first + offset].push(run);
@@ -107,14 +119,31 @@ impl Evaluator {
         Ok(scores)
     }
 
-    /// Adam's scores under this protocol, trained on first use and kept.
-    pub fn baseline(&mut self) -> Result<Vec<TaskScore>> {
-        if self.baseline.is_none() {
-            let baseline = self.task_scores(&adam_baseline())?;
-            crate::fitness::check_baseline(&baseline).map_err(Error::Usage)?;
-            self.baseline = Some(baseline);
+    /// Adam's scores under this protocol on seed groups `0..=group`, trained on first use and
+    /// kept.
+    pub fn baseline_through(&mut self, group: u64) -> Result<Vec<TaskScore>> {
+        let seeds = self.protocol.seeds as usize;
+        loop {
+            let have = self
+                .baseline
+                .as_ref()
+                .map_or(0, |b| b[0].runs.len() / seeds) as u64;
+            if have > group {
+                break;
+            }
+            let more = self.task_scores_many(&[adam_baseline()], have)?.remove(0);
+            crate::fitness::check_baseline(&more).map_err(Error::Usage)?;
+            self.baseline = Some(match self.baseline.take() {
+                None => more,
+                Some(b) => b.into_iter().zip(more).map(|(b, m)| b.merged(m)).collect(),
+            });
         }
         Ok(self.baseline.clone().expect("just set"))
+    }
+
+    /// Adam's scores on the protocol's own seeds (group 0).
+    pub fn baseline(&mut self) -> Result<Vec<TaskScore>> {
+        self.baseline_through(0)
     }
 
     /// Restores a baseline computed earlier under the same protocol (from a checkpoint).
@@ -122,26 +151,41 @@ impl Evaluator {
         self.baseline = Some(baseline);
     }
 
-    /// Scores each genome against the Adam baseline. A genome equal to the baseline reuses its runs.
-    pub fn evaluate(&mut self, genomes: &[Genome]) -> Result<Vec<Score>> {
-        let baseline = self.baseline()?;
+    /// Trains each genome on seed group `group` (Adam reuses its baseline's runs) and returns
+    /// its task scores on that group alone.
+    pub fn train_group(&mut self, genomes: &[Genome], group: u64) -> Result<Vec<Vec<TaskScore>>> {
+        let baseline = self.baseline_through(group)?;
         let adam = adam_baseline().hash();
         let to_train: Vec<Genome> = genomes
             .iter()
             .filter(|g| g.hash() != adam)
             .cloned()
             .collect();
-        let mut trained = self.task_scores_many(&to_train)?.into_iter();
+        let mut trained = self.task_scores_many(&to_train, group)?.into_iter();
+        let runs = self.protocol.seeds as usize;
+        let skip = group as usize * runs;
         Ok(genomes
             .iter()
-            .map(|g| {
-                let tasks = if g.hash() == adam {
-                    baseline.clone()
-                } else {
-                    trained.next().expect("one per genome trained")
-                };
-                Score::new(tasks, &baseline)
+            .map(|g| match g.hash() == adam {
+                true => baseline
+                    .iter()
+                    .map(|t| {
+                        let group_runs = t.runs[skip..skip + runs].to_vec();
+                        TaskScore::from_runs(&t.task, group_runs)
+                    })
+                    .collect(),
+                false => trained.next().expect("one per genome trained"),
             })
+            .collect())
+    }
+
+    /// Scores each genome on the protocol's seeds against the Adam baseline.
+    pub fn evaluate(&mut self, genomes: &[Genome]) -> Result<Vec<Score>> {
+        let baseline = self.baseline()?;
+        Ok(self
+            .train_group(genomes, 0)?
+            .into_iter()
+            .map(|tasks| Score::new(tasks, &baseline))
             .collect())
     }
 }

@@ -15,8 +15,8 @@ use crate::ga::Ga;
 use crate::genome::{adam_baseline, Genome, SHIPPED};
 use crate::report;
 pub use crate::run_dir::{
-    Checkpoint, Cost, Evaluation, GenerationStats, RunDir, Stage, StageState, BEST, CHECKPOINT,
-    CHECKPOINT_VERSION, CONFIG, FITNESS_SVG, HISTORY, PROGRESS_SVG, SUMMARY,
+    Checkpoint, Cost, Evaluation, GenerationStats, RunDir, Stage, StageState, BEST, BEST_SEARCH,
+    CHECKPOINT, CHECKPOINT_VERSION, CONFIG, FITNESS_SVG, HISTORY, LEADERS, PROGRESS_SVG, SUMMARY,
 };
 use std::collections::HashSet;
 use std::ops::Range;
@@ -108,9 +108,13 @@ pub fn start(config: Config, out: &Path, options: &RunOptions) -> Result<Checkpo
         screen: empty(),
         config,
         generation: 0,
+        reevaluate: vec![None; population.len()],
         population,
         ga,
         best: None,
+        leaders: Vec::new(),
+        holdout: StageState::default(),
+        best_holdout: None,
         generations: Vec::new(),
         total_steps: 0,
         evaluations: 0,
@@ -155,40 +159,47 @@ pub fn resume(
     run(&dir, checkpoint, options)
 }
 
-/// The loop: for each generation left, screen → promote → full → breed.
+/// The loop: for each generation left, screen → promote → full (new genomes, then survivors
+/// on fresh seeds) → held-out check (when due) → breed.
 fn run(dir: &RunDir, mut cp: Checkpoint, options: &RunOptions) -> Result<Checkpoint> {
     let observer = &*options.observer;
-    let fidelity = cp.config.fidelity.clone();
-    let mut full = Evaluator::new(&cp.config.protocol, options.device, &options.data_root)?;
-    full.batch_candidates = cp.batch_candidates;
-    let watcher = Rc::clone(&options.observer);
-    full.on_steps = Some(Rc::new(move |done, total| watcher.steps(done, total)));
-    let mut screen = match fidelity.enabled {
-        true => Some(full.at_budget(fidelity.budget)),
-        false => None,
+    let evaluator = |stage: Stage| -> Result<Option<Evaluator>> {
+        let Some(protocol) = cp.protocol(stage) else {
+            return Ok(None);
+        };
+        if stage == Stage::Screen && !cp.config.fidelity.enabled {
+            return Ok(None);
+        }
+        let mut e = Evaluator::new(&protocol, options.device, &options.data_root)?;
+        e.batch_candidates = cp.batch_candidates;
+        // Screening only ranks genomes for promotion: its runs skip the test-set pass.
+        e.report_test = stage != Stage::Screen;
+        let watcher = Rc::clone(&options.observer);
+        e.on_steps = Some(Rc::new(move |done, total| watcher.steps(done, total)));
+        Ok(Some(e))
     };
-    prepare_baseline(&mut full, &mut cp, Stage::Full)?;
-    if let Some(screen) = &mut screen {
-        prepare_baseline(screen, &mut cp, Stage::Screen)?;
+    let mut full = evaluator(Stage::Full)?.expect("every run has a protocol");
+    let mut screen = evaluator(Stage::Screen)?;
+    let mut holdout = evaluator(Stage::Holdout)?;
+    for (stage, e) in [
+        (Stage::Full, Some(&mut full)),
+        (Stage::Screen, screen.as_mut()),
+        (Stage::Holdout, holdout.as_mut()),
+    ] {
+        if let Some(e) = e {
+            prepare_baseline(e, &mut cp, stage)?;
+        }
     }
     dir.save(&cp)?;
     observer.started(&cp);
     while cp.generation < cp.config.search.generations {
         if let Some(screen) = &mut screen {
-            let unscreened: Vec<usize> = (0..cp.population.len())
-                .filter(|&i| {
-                    cp.full.results[i].is_none()
-                        && cp.screen.results[i].is_none()
-                        && !cp.full.memo.contains_key(&cp.population[i].hash())
-                })
-                .collect();
-            evaluate(screen, &mut cp, dir, &unscreened, Stage::Screen, observer)?;
+            screen_stage(screen, &mut cp, dir, observer)?;
         }
-        let pending: Vec<usize> = promoted(&cp.screen.results, fidelity.promote)
-            .into_iter()
-            .filter(|&i| cp.full.results[i].is_none())
-            .collect();
-        evaluate(&mut full, &mut cp, dir, &pending, Stage::Full, observer)?;
+        full_stage(&mut full, &mut cp, dir, observer)?;
+        if let Some(holdout) = holdout.as_mut().filter(|_| holdout_due(&cp)) {
+            holdout_stage(holdout, &mut cp, dir, observer)?;
+        }
         let stats = generation_stats(&cp);
         observer.generation_done(&stats, &cp);
         breed(&mut cp, stats)?;
@@ -197,6 +208,113 @@ fn run(dir: &RunDir, mut cp: Checkpoint, options: &RunOptions) -> Result<Checkpo
     }
     observer.finished(&cp);
     Ok(cp)
+}
+
+/// Screens every genome of the generation not yet known in full (multi-fidelity).
+fn screen_stage(
+    screen: &mut Evaluator,
+    cp: &mut Checkpoint,
+    dir: &RunDir,
+    observer: &dyn Observer,
+) -> Result<()> {
+    let unscreened: Vec<usize> = (0..cp.population.len())
+        .filter(|&i| {
+            cp.full.results[i].is_none()
+                && cp.screen.results[i].is_none()
+                && !cp.full.memo.contains_key(&cp.population[i].hash())
+        })
+        .collect();
+    let pass = candidates(cp, &unscreened);
+    evaluate(screen, cp, dir, &pass, Stage::Screen, 0, observer)
+}
+
+/// Trains the promoted genomes under the full protocol: new ones on the protocol's seeds, then
+/// survivors on their next seed group (noise-aware selection), one seed group at a time.
+fn full_stage(
+    full: &mut Evaluator,
+    cp: &mut Checkpoint,
+    dir: &RunDir,
+    observer: &dyn Observer,
+) -> Result<()> {
+    let pending: Vec<usize> = promoted(&cp.screen.results, cp.config.fidelity.promote)
+        .into_iter()
+        .filter(|&i| cp.full.results[i].is_none())
+        .collect();
+    let mut groups: Vec<Option<u64>> = pending.iter().map(|&i| cp.reevaluate[i]).collect();
+    groups.sort();
+    groups.dedup();
+    for group in groups {
+        let due: Vec<usize> = pending
+            .iter()
+            .copied()
+            .filter(|&i| cp.reevaluate[i] == group)
+            .collect();
+        let pass = candidates(cp, &due);
+        evaluate(
+            full,
+            cp,
+            dir,
+            &pass,
+            Stage::Full,
+            group.unwrap_or(0),
+            observer,
+        )?;
+    }
+    Ok(())
+}
+
+/// Trains the search's best genomes (and Adam) under the held-out protocol; `holdout.results`
+/// records this generation's check by rank, so a resumed check picks up where it stopped.
+fn holdout_stage(
+    holdout: &mut Evaluator,
+    cp: &mut Checkpoint,
+    dir: &RunDir,
+    observer: &dyn Observer,
+) -> Result<()> {
+    let candidates = held_out_candidates(cp);
+    if cp.holdout.results.len() != candidates.len() {
+        cp.holdout.results = vec![None; candidates.len()];
+    }
+    let pass: Vec<(usize, Genome)> = candidates
+        .into_iter()
+        .filter(|(rank, _)| cp.holdout.results[*rank].is_none())
+        .collect();
+    evaluate(holdout, cp, dir, &pass, Stage::Holdout, 0, observer)
+}
+
+/// The genomes of this generation at `indices`, with their indices.
+fn candidates(cp: &Checkpoint, indices: &[usize]) -> Vec<(usize, Genome)> {
+    indices
+        .iter()
+        .map(|&i| (i, cp.population[i].clone()))
+        .collect()
+}
+
+/// Whether this generation ends with a held-out check: every `every` generations and after the
+/// last.
+fn holdout_due(cp: &Checkpoint) -> bool {
+    let done = cp.generation + 1;
+    cp.config
+        .holdout
+        .as_ref()
+        .is_some_and(|h| done.is_multiple_of(h.every) || done == cp.config.search.generations)
+}
+
+/// The search's `top` best distinct genomes so far, ranked (the index is the rank), and Adam
+/// last: the winner held out must beat Adam there, or Adam is what `best.json` honestly holds.
+fn held_out_candidates(cp: &Checkpoint) -> Vec<(usize, Genome)> {
+    let top = cp.config.holdout.as_ref().map_or(0, |h| h.top);
+    let mut list: Vec<Genome> = cp
+        .leaders
+        .iter()
+        .take(top)
+        .map(|e| e.genome.clone())
+        .collect();
+    let adam = adam_baseline();
+    if !list.iter().any(|g| g.hash() == adam.hash()) {
+        list.push(adam);
+    }
+    list.into_iter().enumerate().collect()
 }
 
 /// Adam's scores under `stage`'s protocol: restored from the checkpoint, or trained now (counted
@@ -220,120 +338,162 @@ fn prepare_baseline(evaluator: &mut Evaluator, cp: &mut Checkpoint, stage: Stage
     };
     let state = cp.stage_mut(stage);
     evaluator.set_baseline(baseline.clone());
-    state.memo.insert(
-        adam_baseline().hash(),
-        Score::new(baseline.clone(), &baseline).without_curves(),
-    );
+    let adam = adam_baseline().hash();
+    let seeds = evaluator.protocol().seeds as usize;
+    state.memo.entry(adam).or_insert_with(|| {
+        let own: Vec<_> = baseline.iter().map(|t| t.first_runs(seeds)).collect();
+        Score::new(own.clone(), &own).without_curves()
+    });
     state.baseline = Some(baseline);
     Ok(())
 }
 
-/// Evaluates the genomes at `indices` (in order) at `stage`, window by window (see
-/// `plan_windows`). History lines follow index order; the checkpoint is saved after each window,
-/// so a resumed run plans the same windows.
+/// Evaluates `pass` (genomes with their indices, in order) at `stage` on seed group `group`,
+/// window by window (see `plan_windows`). History lines follow the pass's order; the checkpoint
+/// is saved after each window, so a resumed run plans the same windows. On group 0 a genome
+/// already in the stage's memo reuses its score; on a later group a genome trains unless the
+/// memo already holds that group (an earlier copy of it trained it).
 fn evaluate(
     evaluator: &mut Evaluator,
     cp: &mut Checkpoint,
     dir: &RunDir,
-    indices: &[usize],
+    pass: &[(usize, Genome)],
     stage: Stage,
+    group: u64,
     observer: &dyn Observer,
 ) -> Result<()> {
-    let hashes: Vec<String> = indices.iter().map(|&i| cp.population[i].hash()).collect();
+    let hashes: Vec<String> = pass.iter().map(|(_, g)| g.hash()).collect();
+    let seeds = evaluator.protocol().seeds as usize;
     let memo = &cp.stage(stage).memo;
-    let windows = plan_windows(&hashes, |h| memo.contains_key(h), cp.batch_candidates);
+    let known = |h: &str| {
+        memo.get(h)
+            .is_some_and(|s| s.seeds() > group as usize * seeds)
+    };
+    let windows = plan_windows(&hashes, known, cp.batch_candidates);
     for window in windows {
-        let batch: Vec<Genome> = window
-            .train
-            .iter()
-            .map(|&p| cp.population[indices[p]].clone())
-            .collect();
-        let first = window.train.first().unwrap_or(&window.positions.start);
-        observer.candidate_started(
-            cp.generation,
-            indices[*first],
-            &cp.population[indices[*first]],
-            stage,
-        );
+        let batch: Vec<Genome> = window.train.iter().map(|&p| pass[p].1.clone()).collect();
+        let first = *window.train.first().unwrap_or(&window.positions.start);
+        observer.candidate_started(cp.generation, pass[first].0, &pass[first].1, stage);
         let clock = std::time::Instant::now();
-        let scores = match batch.is_empty() {
+        let before = baseline_steps(cp.stage(stage));
+        let trained = match batch.is_empty() {
             true => Vec::new(),
-            false => evaluator.evaluate(&batch)?,
+            false => evaluator.train_group(&batch, group)?,
         };
+        let baseline = evaluator.baseline_through(group)?;
+        // Adam trained on a new seed group costs steps too.
+        cp.total_steps += baseline.iter().map(|t| t.steps).sum::<u64>() - before;
         // The window trained its genomes together: each is charged an equal share.
         let seconds = clock.elapsed().as_secs_f64() / batch.len().max(1) as f64;
-        for (genome, score) in batch.iter().zip(scores) {
-            let memo = &mut cp.stage_mut(stage).memo;
-            memo.insert(genome.hash(), score.without_curves());
+        let state = cp.stage_mut(stage);
+        let mut costs = std::collections::HashMap::new();
+        for (genome, tasks) in batch.iter().zip(trained) {
+            let steps = tasks.iter().map(|t| t.steps).sum();
+            costs.insert(genome.hash(), Cost { steps, seconds });
+            let tasks = match state.memo.remove(&genome.hash()) {
+                Some(known) if group > 0 => known
+                    .tasks
+                    .into_iter()
+                    .zip(tasks)
+                    .map(|(k, t)| k.merged(t))
+                    .collect(),
+                _ => tasks,
+            };
+            let score = Score::new(tasks, &baseline).without_curves();
+            state.memo.insert(genome.hash(), score);
         }
+        state.baseline = Some(baseline);
         for position in window.positions.clone() {
-            let trained = window.train.contains(&position);
-            record(cp, dir, indices[position], stage, trained, seconds)?;
-            observer.evaluation_done(
-                cp.stage(stage).results[indices[position]]
-                    .as_ref()
-                    .expect("just recorded"),
-                cp,
-            );
+            let (index, genome) = &pass[position];
+            let cost = match window.train.contains(&position) {
+                true => costs.get(&genome.hash()).copied(),
+                false => None,
+            };
+            let evaluation = record(cp, dir, *index, genome, stage, cost)?;
+            observer.evaluation_done(&evaluation, cp);
         }
         dir.save(cp)?;
-        if stage == Stage::Full {
-            write_best(dir, cp)?;
-        }
+        write_best(dir, cp)?;
     }
     Ok(())
 }
 
-/// Appends genome `index`'s evaluation at `stage` (its score already in the memo) to the history
-/// and the checkpoint. Adam's first line at a stage carries what training the baseline cost.
+fn baseline_steps(state: &StageState) -> u64 {
+    state
+        .baseline
+        .as_ref()
+        .map_or(0, |b| b.iter().map(|t| t.steps).sum())
+}
+
+/// Appends the evaluation of `genome` (index `index` of its stage; its score already in the
+/// memo) to the history and the checkpoint, with what training it now cost (`None`: its score
+/// was reused). Adam's first line at a stage carries what training the baseline cost.
 fn record(
     cp: &mut Checkpoint,
     dir: &RunDir,
     index: usize,
+    genome: &Genome,
     stage: Stage,
-    trained: bool,
-    seconds: f64,
-) -> Result<()> {
-    let genome = cp.population[index].clone();
+    trained: Option<Cost>,
+) -> Result<Evaluation> {
     let hash = genome.hash();
     let state = cp.stage_mut(stage);
     let score = state.memo[&hash].clone();
     let cost = match trained {
-        true => Some(Cost {
-            steps: score.steps(),
-            seconds,
-        }),
-        false if hash == adam_baseline().hash() => state.baseline_cost.take(),
-        false => None,
+        Some(cost) => Some(cost),
+        None if hash == adam_baseline().hash() => state.baseline_cost.take(),
+        None => None,
     };
     let evaluation = Evaluation {
         generation: cp.generation,
         index,
         hash,
-        genome,
+        genome: genome.clone(),
         stage,
+        seeds: score.seeds() as u64,
         score,
         steps: cost.map_or(0, |c| c.steps),
         cached: cost.is_none(),
         seconds: cost.map_or(0.0, |c| c.seconds),
     };
     // A baseline's steps were counted when it trained.
-    if trained {
+    if trained.is_some() {
         cp.total_steps += evaluation.steps;
     }
     cp.evaluations += 1;
     cp.reused += u64::from(evaluation.cached);
     cp.history_len = dir.append_history(&evaluation)?;
-    if stage == Stage::Full
-        && cp
-            .best
-            .as_ref()
-            .is_none_or(|b| evaluation.score.vs_adam > b.score.vs_adam)
-    {
-        cp.best = Some(evaluation.clone());
+    match stage {
+        Stage::Full => {
+            rank_leader(cp, &evaluation);
+            cp.full.results[index] = Some(evaluation.clone());
+        }
+        Stage::Screen => cp.screen.results[index] = Some(evaluation.clone()),
+        Stage::Holdout => {
+            cp.holdout.results[index] = Some(evaluation.clone());
+            if cp
+                .best_holdout
+                .as_ref()
+                .is_none_or(|b| evaluation.score.vs_adam > b.score.vs_adam)
+            {
+                cp.best_holdout = Some(evaluation.clone());
+            }
+        }
     }
-    cp.stage_mut(stage).results[index] = Some(evaluation);
-    Ok(())
+    Ok(evaluation)
+}
+
+/// Puts a full evaluation among the leaders (replacing the genome's older one: a survivor's
+/// score is its mean over more seeds now) and makes the first leader the search's best.
+fn rank_leader(cp: &mut Checkpoint, evaluation: &Evaluation) {
+    let keep = cp.config.holdout.as_ref().map_or(0, |h| h.top).max(LEADERS);
+    cp.leaders.retain(|e| e.hash != evaluation.hash);
+    let at = cp
+        .leaders
+        .partition_point(|e| e.score.vs_adam >= evaluation.score.vs_adam);
+    cp.leaders.insert(at, evaluation.clone());
+    cp.leaders.truncate(keep);
+    cp.best = cp.leaders.first().cloned();
 }
 
 /// Consecutive positions of a stage's pending list that are evaluated together; the genomes at
@@ -405,8 +565,8 @@ pub fn selection_fitness(selected: &[&Evaluation]) -> Vec<f64> {
     selected
         .iter()
         .map(|e| match e.stage {
-            Stage::Full => e.score.vs_adam,
             Stage::Screen => e.score.vs_adam.min(worst_full),
+            Stage::Full | Stage::Holdout => e.score.vs_adam,
         })
         .collect()
 }
@@ -449,10 +609,22 @@ fn breed(cp: &mut Checkpoint, stats: GenerationStats) -> Result<()> {
         check_bred(&next, cp.generation + 1)?;
         cp.full.results = vec![None; next.len()];
         cp.screen.results = vec![None; next.len()];
+        cp.reevaluate = next.iter().map(|g| next_seed_group(cp, g)).collect();
+        cp.holdout.results = Vec::new();
         cp.population = next;
     }
     cp.generation += 1;
     Ok(())
+}
+
+/// Noise-aware selection: a genome the full stage already scored on fewer than
+/// `max_seed_groups` seed groups is trained on the next one (Adam is the reference, never
+/// re-trained).
+fn next_seed_group(cp: &Checkpoint, genome: &Genome) -> Option<u64> {
+    let hash = genome.hash();
+    let seeds = cp.config.protocol.seeds as usize;
+    let groups = (cp.full.memo.get(&hash)?.seeds() / seeds) as u64;
+    (hash != adam_baseline().hash() && groups < cp.config.search.max_seed_groups).then_some(groups)
 }
 
 /// The GA only breeds genomes the update rule accepts (a property test holds it to that for any
@@ -469,16 +641,19 @@ fn check_bred(population: &[Genome], generation: usize) -> Result<()> {
     Ok(())
 }
 
-/// `best.json`: the best full-protocol genome so far, named.
+/// `best.json`: the winner so far (see `Checkpoint::winner`), named; with a held-out protocol,
+/// `best-search.json` holds the best by search score beside it.
 fn write_best(dir: &RunDir, cp: &Checkpoint) -> Result<()> {
-    if let Some(best) = &cp.best {
-        let mut genome = best.genome.clone();
-        genome.name = Some(
-            genome
-                .name
-                .unwrap_or_else(|| format!("evolved-{}", best.hash)),
-        );
-        genome.save(&dir.file(BEST))?;
+    let save = |e: &Evaluation, file: &str| {
+        let mut genome = e.genome.clone();
+        genome.name = Some(genome.name.unwrap_or_else(|| format!("evolved-{}", e.hash)));
+        genome.save(&dir.file(file))
+    };
+    if let Some(winner) = cp.winner() {
+        save(winner, BEST)?;
+    }
+    if let (Some(best), Some(_)) = (&cp.best, &cp.config.holdout) {
+        save(best, BEST_SEARCH)?;
     }
     Ok(())
 }
@@ -523,18 +698,36 @@ pub fn status(path: &Path) -> Result<String> {
 /// What a finished `evolve` prints: the best genome and the files it wrote (only those).
 pub fn closing_message(cp: &Checkpoint, dir: &Path) -> String {
     let mut s = String::new();
-    if let Some(best) = &cp.best {
-        s += &format!(
-            "best: {} ({:.4}× Adam) {}\n",
-            best.genome.label(),
-            best.score.vs_adam,
-            best.genome.describe()
-        );
+    let line = |what: &str, e: &Evaluation, protocol: &str| {
+        format!(
+            "{what}: {} ({:.4}× Adam on the {protocol} protocol, {} seed(s)) {}\n",
+            e.genome.label(),
+            e.score.vs_adam,
+            e.seeds,
+            e.genome.describe()
+        )
+    };
+    if let Some(held) = &cp.best_holdout {
+        s += &line("best (held out)", held, "held-out");
     }
-    let written: Vec<&str> = [BEST, SUMMARY, FITNESS_SVG, PROGRESS_SVG, HISTORY]
-        .into_iter()
-        .filter(|f| std::fs::metadata(dir.join(f)).is_ok_and(|m| m.len() > 0))
-        .collect();
+    if let Some(best) = &cp.best {
+        s += &line("best by search score", best, "search");
+    }
+    if let Some(g) = crate::generalization::generalization(cp) {
+        s += &g.verdict;
+        s += "\n";
+    }
+    let written: Vec<&str> = [
+        BEST,
+        BEST_SEARCH,
+        SUMMARY,
+        FITNESS_SVG,
+        PROGRESS_SVG,
+        HISTORY,
+    ]
+    .into_iter()
+    .filter(|f| std::fs::metadata(dir.join(f)).is_ok_and(|m| m.len() > 0))
+    .collect();
     let files = match written.is_empty() {
         true => format!("{CONFIG} and {CHECKPOINT} only: no generation ran"),
         false => written.join(", "),
@@ -619,6 +812,7 @@ mod tests {
             hash: genome.hash(),
             genome,
             stage,
+            seeds: 1,
             score: Score {
                 tasks: Vec::new(),
                 raw: vs_adam,

@@ -10,7 +10,11 @@ pub const LOSS_BONUS: f64 = 0.05;
 pub const DIVERGED: f64 = -1.0;
 
 /// Marfinetz 2025: `val_acc + 0.05·max(0, 1 − mean of the last 50 losses)`, −1 if diverged.
+/// A run that kept its fitness but not its loss curve (a stored score) gives the kept value.
 pub fn run_fitness(run: &RunMetrics) -> f64 {
+    if let Some(fitness) = run.fitness {
+        return fitness;
+    }
     if run.diverged {
         return DIVERGED;
     }
@@ -29,6 +33,9 @@ pub struct TaskScore {
     pub task: String,
     pub val_acc_mean: f64,
     pub val_acc_std: f64,
+    /// Mean test-set accuracy, when every run measured it (reports only; never selected on).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub test_acc_mean: Option<f64>,
     /// Mean over seeds of `run_fitness`.
     pub fitness: f64,
     pub steps: u64,
@@ -37,29 +44,111 @@ pub struct TaskScore {
 }
 
 impl TaskScore {
-    pub fn from_runs(task: &str, runs: Vec<RunMetrics>) -> TaskScore {
+    pub fn from_runs(task: &str, mut runs: Vec<RunMetrics>) -> TaskScore {
+        for run in &mut runs {
+            run.fitness = Some(run_fitness(run));
+        }
         let n = runs.len().max(1) as f64;
+        let fitness = runs.iter().map(run_fitness).sum::<f64>() / n;
+        TaskScore::with_fitness(task, runs, fitness)
+    }
+
+    /// Mean and std of accuracy over `runs`, with the given mean fitness.
+    fn with_fitness(task: &str, runs: Vec<RunMetrics>, fitness: f64) -> TaskScore {
         let accs: Vec<f64> = runs.iter().map(|r| r.val_acc).collect();
-        let mean = accs.iter().sum::<f64>() / n;
-        let var = if runs.len() > 1 {
-            accs.iter().map(|a| (a - mean).powi(2)).sum::<f64>() / (n - 1.0)
-        } else {
-            0.0
-        };
+        let (mean, std) = mean_std(&accs);
+        let tests: Option<Vec<f64>> = runs.iter().map(|r| r.test_acc).collect();
         TaskScore {
             task: task.to_string(),
             val_acc_mean: mean,
-            val_acc_std: var.sqrt(),
-            fitness: runs.iter().map(run_fitness).sum::<f64>() / n,
+            val_acc_std: std,
+            test_acc_mean: tests.filter(|t| !t.is_empty()).map(|t| mean_std(&t).0),
+            fitness,
             steps: runs.iter().map(|r| r.steps).sum(),
             seconds: runs.iter().map(|r| r.seconds).sum(),
             runs,
         }
     }
 
+    /// This score and `more` (the same task on further seeds) as one score over all their runs.
+    /// The mean fitness is weighted by runs, so it stays exact after loss curves are dropped.
+    pub fn merged(self, more: TaskScore) -> TaskScore {
+        let (a, b) = (self.runs.len() as f64, more.runs.len() as f64);
+        let fitness = (self.fitness * a + more.fitness * b) / (a + b).max(1.0);
+        let mut runs = self.runs;
+        runs.extend(more.runs);
+        TaskScore::with_fitness(&self.task, runs, fitness)
+    }
+
+    /// The score over this task's first `n` runs (Adam's baseline on the seeds a genome has).
+    pub fn first_runs(&self, n: usize) -> TaskScore {
+        let runs: Vec<RunMetrics> = self.runs.iter().take(n).cloned().collect();
+        let fitness = runs.iter().map(run_fitness).sum::<f64>() / runs.len().max(1) as f64;
+        TaskScore::with_fitness(&self.task, runs, fitness)
+    }
+
     pub fn diverged(&self) -> bool {
         self.runs.iter().any(|r| r.diverged)
     }
+}
+
+/// Mean and sample standard deviation (0 for fewer than two values).
+pub fn mean_std(xs: &[f64]) -> (f64, f64) {
+    let n = xs.len().max(1) as f64;
+    let mean = xs.iter().sum::<f64>() / n;
+    let var = match xs.len() > 1 {
+        true => xs.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1.0),
+        false => 0.0,
+    };
+    (mean, var.sqrt())
+}
+
+/// A genome against Adam on the same (task, seed) runs: how many it wins, and the mean
+/// difference in run fitness with a 95 % Student-t interval.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Paired {
+    pub runs: usize,
+    pub wins: usize,
+    pub mean_diff: f64,
+    /// Half-width of the 95 % interval (infinite with one pair).
+    pub ci95: f64,
+}
+
+/// Pairs `genome`'s runs with `adam`'s by task and seed; `None` when no run pairs (or a stored
+/// run lacks its fitness).
+pub fn paired(genome: &[TaskScore], adam: &[TaskScore]) -> Option<Paired> {
+    let mut diffs = Vec::new();
+    for (g, a) in genome.iter().zip(adam) {
+        for run in &g.runs {
+            if let Some(base) = a.runs.iter().find(|b| b.seed == run.seed) {
+                diffs.push(run.fitness? - base.fitness?);
+            }
+        }
+    }
+    if diffs.is_empty() {
+        return None;
+    }
+    let (mean, std) = mean_std(&diffs);
+    let n = diffs.len();
+    Some(Paired {
+        runs: n,
+        wins: diffs.iter().filter(|&&d| d > 0.0).count(),
+        mean_diff: mean,
+        ci95: match n {
+            1 => f64::INFINITY,
+            _ => t_975(n - 1) * std / (n as f64).sqrt(),
+        },
+    })
+}
+
+/// The 0.975 quantile of Student's t with `df` degrees of freedom.
+fn t_975(df: usize) -> f64 {
+    const TABLE: [f64; 30] = [
+        12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160,
+        2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056,
+        2.052, 2.048, 2.045, 2.042,
+    ];
+    TABLE.get(df.wrapping_sub(1)).copied().unwrap_or(1.960)
 }
 
 /// Scores are divided by Adam's, so Adam must have scored a finite, positive fitness on every
@@ -92,14 +181,19 @@ pub struct Score {
 }
 
 impl Score {
-    /// `baseline` holds Adam's scores on the same tasks, in the same order.
+    /// `baseline` holds Adam's scores on the same tasks, in the same order, on at least the
+    /// seeds each task score has: a genome is compared with Adam on its own seeds (paired).
     pub fn new(tasks: Vec<TaskScore>, baseline: &[TaskScore]) -> Score {
         let n = tasks.len().max(1) as f64;
         let raw = tasks.iter().map(|t| t.fitness).sum::<f64>() / n;
+        let adam = |t: &TaskScore, b: &TaskScore| match b.runs.len() > t.runs.len() {
+            true => b.first_runs(t.runs.len()).fitness,
+            false => b.fitness,
+        };
         let vs_adam = tasks
             .iter()
             .zip(baseline)
-            .map(|(t, b)| t.fitness / b.fitness)
+            .map(|(t, b)| t.fitness / adam(t, b))
             .sum::<f64>()
             / n;
         Score {
@@ -111,6 +205,11 @@ impl Score {
 
     pub fn steps(&self) -> u64 {
         self.tasks.iter().map(|t| t.steps).sum()
+    }
+
+    /// Training runs behind each task's score (seeds).
+    pub fn seeds(&self) -> usize {
+        self.tasks.iter().map(|t| t.runs.len()).min().unwrap_or(0)
     }
 
     pub fn seconds(&self) -> f64 {
@@ -142,6 +241,8 @@ mod tests {
             .map(|&(val_acc, diverged)| RunMetrics {
                 seed: 0,
                 val_acc,
+                test_acc: None,
+                fitness: None,
                 losses: vec![2.0; 60],
                 steps: 60,
                 diverged,
@@ -163,5 +264,41 @@ mod tests {
         );
         let zero = check_baseline(&[task(&[(0.0, false)])]).unwrap_err();
         assert!(zero.contains("is 0"), "{zero}");
+    }
+
+    #[test]
+    fn scores_merge_over_seeds_exactly_without_their_curves() {
+        let all = task(&[(0.4, false), (0.6, false), (0.5, false)]);
+        let mut first = task(&[(0.4, false), (0.6, false)]);
+        let mut more = task(&[(0.5, false)]);
+        for run in first.runs.iter_mut().chain(&mut more.runs) {
+            run.losses.clear();
+        }
+        let merged = first.merged(more);
+        assert!((merged.fitness - all.fitness).abs() < 1e-15);
+        assert_eq!(merged.val_acc_mean, all.val_acc_mean);
+        assert_eq!(
+            merged.first_runs(2).fitness,
+            task(&[(0.4, false), (0.6, false)]).fitness
+        );
+    }
+
+    #[test]
+    fn paired_comparison_counts_wins_and_bounds_the_difference() {
+        let mut adam = task(&[(0.5, false), (0.5, false), (0.5, false)]);
+        let mut genome = task(&[(0.52, false), (0.49, false), (0.56, false)]);
+        for (i, (a, g)) in adam.runs.iter_mut().zip(&mut genome.runs).enumerate() {
+            a.seed = i as u64;
+            g.seed = i as u64;
+        }
+        let p = paired(&[genome], &[adam]).expect("three pairs");
+        assert_eq!((p.runs, p.wins), (3, 2));
+        assert!((p.mean_diff - 0.07 / 3.0).abs() < 1e-12, "{p:?}");
+        // Differences 0.02, −0.01, 0.06: sd 0.0351, t(2) = 4.303.
+        assert!(
+            (p.ci95 - 4.303 * 0.035118845842842 / 3f64.sqrt()).abs() < 1e-9,
+            "{p:?}"
+        );
+        assert!(paired(&[task(&[(0.5, false)])], &[]).is_none());
     }
 }

@@ -1,10 +1,12 @@
-//! Genetic operators: random genomes, tournament selection, elitism, crossover, mutation.
+//! Genetic operators: random genomes, tournament selection, elitism, crossover, mutation, each
+//! walking the gene table (`genes::GENES`).
 //!
 //! All randomness comes from one seeded ChaCha stream that the checkpoint saves and restores, so
 //! a resumed run breeds exactly the children an uninterrupted one would. lr, ε and weight decay
 //! move in log10 space (their files hold plain values); β moves in clamped additive steps; term
 //! weights move by log-normal factors. Mutation strength falls linearly over the generations.
 use crate::config::GaParams;
+use crate::genes::{copy_gene, GeneKind, GENES, SIGN_DECAYS};
 use crate::genome::{Genome, Lookahead, SignDecay, Term, TermKind};
 use rand::{seq::SliceRandom, Rng, SeedableRng};
 use rand_chacha::ChaCha20Rng;
@@ -63,44 +65,64 @@ impl Ga {
         (self.uniform(self.params.warmup_fraction) * self.min_steps as f64).round() as u64
     }
 
-    /// A genome drawn from the documented ranges in `GaParams`.
+    fn random_lookahead(&mut self) -> Option<Lookahead> {
+        let [lo, hi] = self.params.lookahead_k;
+        Some(Lookahead {
+            k: self.rng.gen_range(lo..=hi),
+            alpha: self.uniform(self.params.lookahead_alpha),
+        })
+    }
+
+    fn random_sign_decay(&mut self, not: SignDecay) -> SignDecay {
+        let others: Vec<SignDecay> = SIGN_DECAYS.into_iter().filter(|&d| d != not).collect();
+        *others.choose(&mut self.rng).expect("three schedules")
+    }
+
+    /// A genome drawn gene by gene (see `genes::GENES`) from the ranges in `GaParams`.
     pub fn random_genome(&mut self) -> Genome {
+        let mut g = crate::genome::adam_baseline();
+        g.name = None;
+        for gene in &GENES {
+            self.draw(&gene.kind, &mut g);
+        }
+        g
+    }
+
+    /// Draws gene `kind` of `g` afresh.
+    fn draw(&mut self, kind: &GeneKind, g: &mut Genome) {
         let p = self.params.clone();
-        let n_terms = self.rng.gen_range(1..=p.max_terms);
-        Genome {
-            name: None,
-            terms: (0..n_terms).map(|_| self.random_term()).collect(),
-            lr: self.log_uniform(p.lr_log10),
-            beta1: self.uniform(p.beta1),
-            beta2: self.uniform(p.beta2),
-            eps: self.log_uniform(p.eps_log10),
-            weight_decay: if self.chance(0.5) {
-                self.log_uniform(p.weight_decay_log10)
-            } else {
-                0.0
-            },
-            bias_correction: self.chance(0.5),
-            use_m: !self.chance(0.1),
-            use_v: !self.chance(0.1),
-            grad_clip: None,
-            warmup_steps: if self.chance(0.5) {
-                self.random_warmup()
-            } else {
-                0
-            },
-            cosine_decay: self.chance(0.5),
-            sign_decay: SignDecay::Off,
-            radam: self.chance(0.1),
-            trust_ratio: self.chance(0.1),
-            diffgrad: self.chance(0.1),
-            lookahead: if self.chance(0.1) {
-                Some(Lookahead {
-                    k: self.rng.gen_range(5..=10),
-                    alpha: 0.5,
-                })
-            } else {
-                None
-            },
+        match kind {
+            GeneKind::Terms => {
+                let n = self.rng.gen_range(1..=p.max_terms);
+                g.terms = (0..n).map(|_| self.random_term()).collect();
+            }
+            GeneKind::Log {
+                set, range, p_on, ..
+            } => {
+                let on = p_on.is_none_or(|p| self.chance(p));
+                let value = self.log_uniform(range(&p));
+                set(g, on.then_some(value));
+            }
+            GeneKind::Bounded { set, range, .. } => set(g, self.uniform(range(&p))),
+            GeneKind::Flag { set, p_on, .. } => set(g, self.chance(*p_on)),
+            GeneKind::SignDecay { p_other } => {
+                g.sign_decay = match self.chance(*p_other) {
+                    true => self.random_sign_decay(SignDecay::Off),
+                    false => SignDecay::Off,
+                }
+            }
+            GeneKind::Warmup { p_on } => {
+                g.warmup_steps = match self.chance(*p_on) {
+                    true => self.random_warmup(),
+                    false => 0,
+                }
+            }
+            GeneKind::Lookahead { p_on } => {
+                g.lookahead = match self.chance(*p_on) {
+                    true => self.random_lookahead(),
+                    false => None,
+                }
+            }
         }
     }
 
@@ -121,7 +143,8 @@ impl Ga {
             .expect("k ≥ 1")
     }
 
-    /// One-point crossover on the term lists (bounded by `max_terms`), uniform on scalars and flags.
+    /// One-point crossover on the term lists (bounded by `max_terms`), uniform on every other
+    /// gene.
     pub fn crossover(&mut self, a: &Genome, b: &Genome) -> Genome {
         let i = self.rng.gen_range(0..=a.terms.len());
         let j = self.rng.gen_range(0..=b.terms.len());
@@ -135,32 +158,11 @@ impl Ga {
             terms,
             ..a.clone()
         };
-        // Uniform crossover: each scalar and flag from either parent with equal chance.
-        macro_rules! from_either {
-            ($($field:ident),*) => {$(
-                if self.rng.gen_bool(0.5) {
-                    child.$field = b.$field.clone();
-                }
-            )*};
+        for gene in GENES.iter().filter(|g| !matches!(g.kind, GeneKind::Terms)) {
+            if self.rng.gen_bool(0.5) {
+                copy_gene(&gene.kind, &mut child, b);
+            }
         }
-        from_either!(
-            lr,
-            beta1,
-            beta2,
-            eps,
-            weight_decay,
-            bias_correction,
-            use_m,
-            use_v,
-            grad_clip,
-            warmup_steps,
-            cosine_decay,
-            sign_decay,
-            radam,
-            trust_ratio,
-            diffgrad,
-            lookahead
-        );
         child
     }
 
@@ -170,32 +172,103 @@ impl Ga {
         10f64.powf((x.log10() + sigma * self.gauss()).clamp(range[0], range[1]))
     }
 
-    /// Mutates `g` at `strength` (1 at the first generation, `final_strength` at the last).
+    /// A clamped Gaussian step of `beta_sigma`.
+    fn bounded_step(&mut self, x: f64, range: [f64; 2], strength: f64) -> f64 {
+        (x + self.params.beta_sigma * strength * self.gauss()).clamp(range[0], range[1])
+    }
+
+    /// Mutates `g` at `strength` (1 at the first generation, `final_strength` at the last),
+    /// gene by gene.
     pub fn mutate(&mut self, g: &Genome, strength: f64) -> Genome {
-        let p = self.params.clone();
         let mut c = g.clone();
         c.name = None;
-        let rate = p.mutation_rate;
-        if self.chance(rate) {
-            c.lr = self.log_step(c.lr, p.lr_log10, strength);
+        for gene in &GENES {
+            self.mutate_gene(&gene.kind, &mut c, strength);
         }
-        if self.chance(rate) {
-            c.eps = self.log_step(c.eps, p.eps_log10, strength);
+        c
+    }
+
+    fn mutate_gene(&mut self, kind: &GeneKind, c: &mut Genome, strength: f64) {
+        let p = self.params.clone();
+        let (rate, flip) = (p.mutation_rate, p.flag_flip_rate);
+        match kind {
+            GeneKind::Terms => self.mutate_terms(c, strength),
+            GeneKind::Log {
+                get,
+                set,
+                range,
+                p_on,
+                ..
+            } => {
+                let range = range(&p);
+                let mut value = get(c);
+                if let Some(x) = value.filter(|_| self.chance(rate)) {
+                    value = Some(self.log_step(x, range, strength));
+                }
+                if p_on.is_some() && self.chance(flip) {
+                    value = match value {
+                        Some(_) => None,
+                        None => Some(self.log_uniform(range)),
+                    };
+                }
+                set(c, value);
+            }
+            GeneKind::Bounded {
+                get, set, range, ..
+            } => {
+                if self.chance(rate) {
+                    let x = self.bounded_step(get(c), range(&p), strength);
+                    set(c, x);
+                }
+            }
+            GeneKind::Flag { get, set, .. } => {
+                if self.chance(flip) {
+                    set(c, !get(c));
+                }
+            }
+            GeneKind::SignDecay { .. } => {
+                if self.chance(flip) {
+                    c.sign_decay = self.random_sign_decay(c.sign_decay);
+                }
+            }
+            GeneKind::Warmup { .. } => {
+                if c.warmup_steps > 0 && self.chance(rate) {
+                    c.warmup_steps = self.random_warmup();
+                }
+                if self.chance(flip) {
+                    c.warmup_steps = match c.warmup_steps {
+                        0 => self.random_warmup(),
+                        _ => 0,
+                    };
+                }
+            }
+            GeneKind::Lookahead { .. } => {
+                if let Some(la) = &mut c.lookahead {
+                    if self.chance(rate) {
+                        let [lo, hi] = p.lookahead_k;
+                        let step: i64 = if self.rng.gen_bool(0.5) { 1 } else { -1 };
+                        la.k = (la.k as i64 + step).clamp(lo as i64, hi as i64) as u64;
+                    }
+                    if self.chance(rate) {
+                        la.alpha = self.bounded_step(la.alpha, p.lookahead_alpha, strength);
+                    }
+                }
+                if self.chance(flip) {
+                    c.lookahead = match c.lookahead {
+                        Some(_) => None,
+                        None => self.random_lookahead(),
+                    };
+                }
+            }
         }
-        if c.weight_decay > 0.0 && self.chance(rate) {
-            c.weight_decay = self.log_step(c.weight_decay, p.weight_decay_log10, strength);
-        }
-        if self.chance(rate) {
-            c.beta1 =
-                (c.beta1 + p.beta_sigma * strength * self.gauss()).clamp(p.beta1[0], p.beta1[1]);
-        }
-        if self.chance(rate) {
-            c.beta2 =
-                (c.beta2 + p.beta_sigma * strength * self.gauss()).clamp(p.beta2[0], p.beta2[1]);
-        }
+    }
+
+    /// Term weights move by log-normal factors; a term is added, removed or changed.
+    fn mutate_terms(&mut self, c: &mut Genome, strength: f64) {
+        let p = self.params.clone();
         let [wlo, whi] = p.term_weight;
         for i in 0..c.terms.len() {
-            if self.chance(rate) {
+            if self.chance(p.mutation_rate) {
                 let factor = (p.weight_sigma * strength * self.gauss()).exp();
                 c.terms[i].weight = (c.terms[i].weight * factor).clamp(wlo, whi);
             }
@@ -212,53 +285,6 @@ impl Ga {
             let i = self.rng.gen_range(0..c.terms.len());
             c.terms[i].kind = *TermKind::ALL.choose(&mut self.rng).expect("non-empty");
         }
-        let flip = p.flag_flip_rate;
-        macro_rules! flip {
-            ($($flag:ident),*) => {$(
-                if self.chance(flip) {
-                    c.$flag = !c.$flag;
-                }
-            )*};
-        }
-        flip!(
-            bias_correction,
-            cosine_decay,
-            radam,
-            trust_ratio,
-            diffgrad,
-            use_m,
-            use_v
-        );
-        if self.chance(flip) {
-            c.warmup_steps = if c.warmup_steps > 0 {
-                0
-            } else {
-                self.random_warmup()
-            };
-        }
-        if self.chance(flip) {
-            c.weight_decay = if c.weight_decay > 0.0 {
-                0.0
-            } else {
-                self.log_uniform(p.weight_decay_log10)
-            };
-        }
-        if self.chance(flip) {
-            c.lookahead = match c.lookahead {
-                Some(_) => None,
-                None => Some(Lookahead {
-                    k: self.rng.gen_range(5..=10),
-                    alpha: 0.5,
-                }),
-            };
-        }
-        if self.chance(flip) {
-            c.grad_clip = match c.grad_clip {
-                Some(_) => None,
-                None => Some(self.log_uniform([-1.0, 1.0])),
-            };
-        }
-        c
     }
 
     /// The next population: the `elites` fittest unchanged, the rest bred by tournament selection,

@@ -17,6 +17,8 @@ pub mod evolution;
 pub mod export;
 pub mod fitness;
 pub mod ga;
+pub mod generalization;
+pub mod genes;
 pub mod interrupt;
 pub mod models;
 pub mod progress;

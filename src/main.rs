@@ -22,6 +22,7 @@ fn main() -> ExitCode {
         Some(Command::Check { genomes }) => check(&genomes),
         Some(Command::Replay(args)) => replay(&args),
         Some(Command::Status { run }) => evolution::status(&run).map(|text| print!("{text}")),
+        Some(Command::Report { run, json }) => report(&run, json),
         Some(Command::Data(DataCommand::Download { data_dir, datasets })) => {
             let root = data::resolve_root(data_dir.as_deref());
             let datasets = match datasets.is_empty() {
@@ -63,6 +64,14 @@ fn check(paths: &[PathBuf]) -> Result<()> {
 
 fn replay(args: &ReplayArgs) -> Result<()> {
     let mut config = Config::load_or_quick(args.place.config.as_deref())?;
+    if args.holdout {
+        config.protocol = config.holdout.take().map(|h| h.protocol).ok_or_else(|| {
+            Error::Usage(
+                "--holdout: this config has no `holdout` section (a held-out protocol)".into(),
+            )
+        })?;
+    }
+    config.protocol.seed = args.seed.unwrap_or(config.protocol.seed);
     args.protocol.apply(&mut config)?;
     let (bar, on_steps) = evolve::progress::steps_bar();
     let options = ReplayOptions {
@@ -79,6 +88,21 @@ fn replay(args: &ReplayArgs) -> Result<()> {
             serde_json::to_string_pretty(&doc).expect("plain data")
         ),
         false => print!("{}", evolve::report::replay_table(&doc)),
+    }
+    Ok(())
+}
+
+fn report(run: &Path, json: bool) -> Result<()> {
+    let cp = evolve::run_dir::RunDir::open(run).load_checkpoint()?;
+    let g = evolve::generalization::generalization(&cp).ok_or_else(|| {
+        Error::run(
+            run,
+            "has no held-out protocol (`holdout` in its config): nothing to report",
+        )
+    })?;
+    match json {
+        true => println!("{}", serde_json::to_string_pretty(&g).expect("plain data")),
+        false => print!("{}", evolve::report::generalization_markdown(&g)),
     }
     Ok(())
 }

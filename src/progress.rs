@@ -37,6 +37,7 @@ fn stage_name(stage: Stage) -> &'static str {
     match stage {
         Stage::Screen => "screen",
         Stage::Full => "full",
+        Stage::Holdout => "held-out",
     }
 }
 
@@ -103,11 +104,12 @@ impl Observer for Lines {
             false => format!("{} steps {:.1}s", e.steps, e.seconds),
         };
         self.say(format!(
-            "gen {} #{} {}: {:.4}× Adam ({how}) {}",
+            "gen {} #{} {}: {:.4}× Adam over {} seed(s) ({how}) {}",
             e.generation,
             e.index,
             stage_name(e.stage),
             e.score.vs_adam,
+            e.seeds,
             e.genome.describe()
         ));
     }

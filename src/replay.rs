@@ -45,6 +45,7 @@ pub fn replay(
             file: path.as_ref().display().to_string(),
             hash: genome.hash(),
             genome,
+            paired: crate::fitness::paired(&score.tasks, &baseline),
             score,
         })
         .collect();

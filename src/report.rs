@@ -1,6 +1,7 @@
 //! What a researcher reads: replay tables, the run summary, its plots and `evolve status`.
 //! A leaf: it formats records (`run_dir`, `fitness`), and computes no fitness.
-use crate::fitness::{Score, TaskScore};
+use crate::fitness::{Paired, Score, TaskScore};
+use crate::generalization::Generalization;
 use crate::genome::Genome;
 use crate::run_dir::{Checkpoint, Evaluation, GenerationStats, Stage};
 use plotters::coord::Shift;
@@ -16,6 +17,8 @@ pub struct ReplayEntry {
     pub hash: String,
     pub genome: Genome,
     pub score: Score,
+    /// Against Adam on the same (task, seed) runs.
+    pub paired: Option<Paired>,
 }
 
 /// The `--json` document of `evolve replay`.
@@ -27,22 +30,24 @@ pub struct ReplayDocument {
     pub genomes: Vec<ReplayEntry>,
 }
 
-/// A plain-text table: per genome and task, accuracy mean ± std over seeds, fitness, Δ and %
-/// vs Adam, wall time; then each genome's aggregate.
+/// A plain-text table: per genome and task, accuracy mean ± std over seeds on the scoring split,
+/// test accuracy (reported, never selected on), fitness, Δ and % vs Adam, wall time; then each
+/// genome's aggregate and its paired comparison with Adam on the same seeds.
 pub fn replay_table(doc: &ReplayDocument) -> String {
     let mut out = format!(
-        "{:<28} {:<10} {:>16} {:>8} {:>9} {:>8} {:>8}\n",
-        "genome", "task", "val acc", "fitness", "Δ adam", "% adam", "time"
+        "{:<28} {:<10} {:>16} {:>8} {:>8} {:>9} {:>8} {:>8}\n",
+        "genome", "task", "val acc", "test acc", "fitness", "Δ adam", "% adam", "time"
     );
     for entry in &doc.genomes {
         for (t, b) in entry.score.tasks.iter().zip(&doc.baseline) {
             let diverged = if t.diverged() { " (diverged)" } else { "" };
             out += &format!(
-                "{:<28} {:<10} {:>7.2}% ± {:>5.2} {:>8.4} {:>+9.4} {:>+7.1}% {:>7.1}s{}\n",
+                "{:<28} {:<10} {:>7.2}% ± {:>5.2} {:>8} {:>8.4} {:>+9.4} {:>+7.1}% {:>7.1}s{}\n",
                 truncate(&entry.name, 28),
                 truncate(&t.task, 10),
                 100.0 * t.val_acc_mean,
                 100.0 * t.val_acc_std,
+                percent(t.test_acc_mean),
                 t.fitness,
                 t.fitness - b.fitness,
                 100.0 * (t.fitness / b.fitness - 1.0),
@@ -51,17 +56,101 @@ pub fn replay_table(doc: &ReplayDocument) -> String {
             );
         }
         out += &format!(
-            "{:<28} {:<10} {:>16} {:>8.4} {:>9} {:>7.3}× {:>7.1}s\n",
+            "{:<28} {:<10} {:>16} {:>8} {:>8.4} {:>9} {:>7.3}× {:>7.1}s\n",
             "",
             "aggregate",
+            "",
             "",
             entry.score.raw,
             "",
             entry.score.vs_adam,
             entry.score.seconds()
         );
+        if let Some(p) = &entry.paired {
+            out += &format!("{:<28} {:<10} {}\n", "", "vs Adam", paired_text(p));
+        }
     }
     out
+}
+
+/// `wins 5/6 runs, Δ fitness +0.0120 (95% CI −0.0030 … +0.0270)`.
+pub fn paired_text(p: &Paired) -> String {
+    if !p.ci95.is_finite() {
+        return format!(
+            "wins {}/{} paired runs, Δ fitness {:+.4} (one pair: no interval)",
+            p.wins, p.runs, p.mean_diff
+        );
+    }
+    format!(
+        "wins {}/{} paired runs, Δ fitness {:+.4} (95% CI {:+.4} … {:+.4})",
+        p.wins,
+        p.runs,
+        p.mean_diff,
+        p.mean_diff - p.ci95,
+        p.mean_diff + p.ci95
+    )
+}
+
+fn percent(x: Option<f64>) -> String {
+    x.map_or("—".into(), |x| format!("{:.2}%", 100.0 * x))
+}
+
+/// The generalization report as Markdown (a section of `summary.md`, and `evolve report`).
+pub fn generalization_markdown(g: &Generalization) -> String {
+    let tasks: Vec<String> = g
+        .held_out_protocol
+        .tasks
+        .iter()
+        .map(|t| format!("{} ({} steps)", t.name, t.steps))
+        .collect();
+    let mut s = format!(
+        "## Generalization: the search's best on the held-out protocol\n\nHeld-out protocol: {} × {} seed(s) (seed base {}). Scores are fitness / Adam's on each protocol (Adam = 1.0); accuracy is on each task's scoring split, test accuracy is reported only.\n\n",
+        tasks.join(", "),
+        g.held_out_protocol.seeds,
+        g.held_out_protocol.seed
+    );
+    s += "| rank | genome | search (seeds) | held out | held-out tasks: vs Adam, acc, test acc (Adam's) | vs Adam, paired |\n|---|---|---|---|---|---|\n";
+    for r in &g.rows {
+        let tasks: Vec<String> = r
+            .tasks
+            .iter()
+            .map(|t| {
+                format!(
+                    "{} {:.3}×, {:.2}%, test {} ({:.2}%, test {})",
+                    t.task,
+                    t.vs_adam,
+                    100.0 * t.val_acc,
+                    percent(t.test_acc),
+                    100.0 * t.adam_val_acc,
+                    percent(t.adam_test_acc)
+                )
+            })
+            .collect();
+        let name = match r.label == r.hash {
+            true => format!("`{}`", r.hash),
+            false => format!("`{}` ({})", r.label, r.hash),
+        };
+        s += &format!(
+            "| {} | {name} | {} ({}) | {} | {} | {} |\n",
+            r.rank,
+            match r.search.is_finite() {
+                true => format!("{:.4}", r.search),
+                false => "—".into(),
+            },
+            r.search_seeds,
+            r.held_out
+                .map_or("not checked yet".into(), |h| format!("**{h:.4}**")),
+            tasks.join("; "),
+            r.paired.as_ref().map_or("—".into(), paired_text)
+        );
+    }
+    s += &format!(
+        "\nRank correlation (Spearman) between search and held-out scores: {}.\n\n{}\n\n",
+        g.rank_correlation
+            .map_or("needs 3 genomes checked".into(), |r| format!("{r:.3}")),
+        g.verdict
+    );
+    s
 }
 
 fn truncate(s: &str, n: usize) -> String {
@@ -109,30 +198,54 @@ pub fn summary_markdown(cp: &Checkpoint) -> String {
         s += &format!("Multi-fidelity selection: every new genome screened on {:.1}% of the steps, the best {:.0}% (at least one) trained in full.\n\n", 100.0 * f.budget, 100.0 * f.promote);
     }
     s += &format!("Protocol: {} × {} seed(s). Fitness is the mean over tasks of the published fitness divided by Adam's (Adam = 1.0).\n\n", tasks.join(", "), cp.config.protocol.seeds);
-    if let Some(best) = &cp.best {
-        s += "## Best genome\n\n";
-        s += &format!(
-            "`{}` (generation {}, #{}, hash `{}`): **{:.4}× Adam**, raw fitness {:.4}\n\n",
-            best.genome.label(),
-            best.generation,
-            best.index,
-            best.hash,
-            best.score.vs_adam,
-            best.score.raw
-        );
-        s += &format!("    {}\n\n", best.genome.describe());
+    let described = |e: &Evaluation, protocol: &str| {
+        format!(
+            "`{}` (generation {}, #{}, hash `{}`): **{:.4}× Adam** on the {protocol} over {} seed(s), raw fitness {:.4}\n\n    {}\n\n",
+            e.genome.label(),
+            e.generation,
+            e.index,
+            e.hash,
+            e.score.vs_adam,
+            e.seeds,
+            e.score.raw,
+            e.genome.describe()
+        )
+    };
+    if let Some(winner) = &cp.best_holdout {
+        s += "## Best genome (best.json: chosen on the held-out protocol)\n\n";
+        s += &described(winner, "held-out protocol");
     }
-    s += "## Best vs the shipped baselines\n\n| genome | vs Adam | raw fitness |";
+    if let Some(best) = &cp.best {
+        s += match cp.config.holdout {
+            Some(_) => "## Best by search score (best-search.json)\n\n",
+            None => "## Best genome\n\n",
+        };
+        s += &described(best, "search protocol");
+    }
+    if let Some(g) = crate::generalization::generalization(cp) {
+        s += &generalization_markdown(&g);
+    }
+    s += "## Best vs the shipped baselines (search protocol)\n\n| genome | vs Adam | raw fitness |";
     for t in &cp.config.protocol.tasks {
-        s += &format!(" {} acc |", t.name);
+        s += &format!(" {} acc | {} test acc |", t.name, t.name);
     }
     s += "\n|---|---|---|";
-    s += &"---|".repeat(cp.config.protocol.tasks.len());
+    s += &"---|---|".repeat(cp.config.protocol.tasks.len());
     s += "\n";
     let mut rows: Vec<(String, Option<&Score>)> = Vec::new();
-    if let Some(best) = &cp.best {
+    if let Some(held) = &cp.best_holdout {
         rows.push((
-            format!("**best** ({})", best.genome.label()),
+            format!("**best held out** ({})", held.genome.label()),
+            cp.full.memo.get(&held.hash),
+        ));
+    }
+    if let Some(best) = &cp.best {
+        let what = match cp.config.holdout {
+            Some(_) => "best by search score",
+            None => "best",
+        };
+        rows.push((
+            format!("**{what}** ({})", best.genome.label()),
             Some(&best.score),
         ));
     }
@@ -145,14 +258,18 @@ pub fn summary_markdown(cp: &Checkpoint) -> String {
             Some(score) => {
                 s += &format!("| {name} | {:.4} | {:.4} |", score.vs_adam, score.raw);
                 for t in &score.tasks {
-                    s += &format!(" {:.2}% |", 100.0 * t.val_acc_mean);
+                    s += &format!(
+                        " {:.2}% | {} |",
+                        100.0 * t.val_acc_mean,
+                        percent(t.test_acc_mean)
+                    );
                 }
                 s += "\n";
             }
             None => {
                 s += &format!(
                     "| {name} | not evaluated in this run | |{}\n",
-                    " |".repeat(cp.config.protocol.tasks.len())
+                    " | |".repeat(cp.config.protocol.tasks.len())
                 )
             }
         }

@@ -21,14 +21,19 @@ pub const CONFIG: &str = "config.json";
 pub const CHECKPOINT: &str = "checkpoint.json";
 pub const HISTORY: &str = "history.jsonl";
 pub const BEST: &str = "best.json";
+/// With a held-out protocol, the best genome by search score (`best.json` is the best held out).
+pub const BEST_SEARCH: &str = "best-search.json";
 pub const SUMMARY: &str = "summary.md";
 pub const FITNESS_SVG: &str = "fitness.svg";
 pub const PROGRESS_SVG: &str = "progress.svg";
 /// Held (`flock`) by the one process that runs this directory; the kernel releases it when that
 /// process dies, so a killed run never leaves a stale lock. Holds that process's PID.
 pub const LOCK: &str = "evolve.lock";
-/// Version 2 keeps one `StageState` per stage; version 1 files are migrated on load.
-pub const CHECKPOINT_VERSION: u32 = 2;
+/// Version 3 adds the validation split, seed groups and the held-out stage; version 2 keeps one
+/// `StageState` per stage. Older files are migrated on load.
+pub const CHECKPOINT_VERSION: u32 = 3;
+/// The search's best distinct genomes kept for the held-out stage and reports (at least).
+pub const LEADERS: usize = 10;
 
 /// Which protocol an evaluation ran under.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -38,6 +43,8 @@ pub enum Stage {
     Screen,
     /// The full protocol.
     Full,
+    /// A held-out protocol: the search's best genomes re-checked (meta-validation).
+    Holdout,
 }
 
 /// One evaluated genome, as `history.jsonl` and the checkpoint keep it (loss curves left out).
@@ -48,7 +55,10 @@ pub struct Evaluation {
     pub hash: String,
     pub genome: Genome,
     pub stage: Stage,
-    /// Scored against Adam under the same stage's protocol.
+    /// Runs behind each task's score (a survivor's grow with each seed group).
+    #[serde(default)]
+    pub seeds: u64,
+    /// Scored against Adam under the same stage's protocol, on the same seeds.
     pub score: Score,
     /// Steps trained for this evaluation (0 when the score was reused).
     pub steps: u64,
@@ -93,13 +103,29 @@ pub struct Checkpoint {
     pub config: Config,
     pub generation: usize,
     pub population: Vec<Genome>,
+    /// Per genome of this generation: the seed group a survivor is re-evaluated on (noise-aware
+    /// selection), fixed when the generation is bred; `None` for a genome scored as usual.
+    #[serde(default)]
+    pub reevaluate: Vec<Option<u64>>,
     /// Full-protocol evaluations; a genome of this generation without one is selected by its
     /// screening evaluation.
     pub full: StageState,
     /// Multi-fidelity screening (results stay empty without it).
     pub screen: StageState,
     pub ga: Ga,
+    /// The best genome by search score (its latest, seed-averaged evaluation).
     pub best: Option<Evaluation>,
+    /// The search's best distinct genomes by latest full score, best first (at least `LEADERS`,
+    /// or the held-out `top`).
+    #[serde(default)]
+    pub leaders: Vec<Evaluation>,
+    /// Held-out protocol evaluations (meta-validation); `results` holds this generation's
+    /// held-out check by rank.
+    #[serde(default)]
+    pub holdout: StageState,
+    /// The best genome by held-out score.
+    #[serde(default)]
+    pub best_holdout: Option<Evaluation>,
     pub generations: Vec<GenerationStats>,
     /// Training steps done so far (reused scores cost none).
     pub total_steps: u64,
@@ -122,6 +148,7 @@ impl Checkpoint {
         match stage {
             Stage::Screen => &self.screen,
             Stage::Full => &self.full,
+            Stage::Holdout => &self.holdout,
         }
     }
 
@@ -129,7 +156,24 @@ impl Checkpoint {
         match stage {
             Stage::Screen => &mut self.screen,
             Stage::Full => &mut self.full,
+            Stage::Holdout => &mut self.holdout,
         }
+    }
+
+    /// The protocol of `stage` (screening cuts the full one to its budget).
+    pub fn protocol(&self, stage: Stage) -> Option<crate::config::Protocol> {
+        let c = &self.config;
+        match stage {
+            Stage::Full => Some(c.protocol.clone()),
+            Stage::Screen => Some(c.protocol.at_budget(c.fidelity.budget)),
+            Stage::Holdout => c.holdout.as_ref().map(|h| h.protocol.clone()),
+        }
+    }
+
+    /// The genome `best.json` holds: the best held out when the run has a held-out protocol
+    /// and has checked one, else the best by search score.
+    pub fn winner(&self) -> Option<&Evaluation> {
+        self.best_holdout.as_ref().or(self.best.as_ref())
     }
 
     /// (genomes of the run that have a selection score, genomes the run will score in all).
@@ -168,6 +212,7 @@ impl Checkpoint {
         let n = self.config.search.population;
         for (field, len) in [
             ("population", self.population.len()),
+            ("reevaluate", self.reevaluate.len()),
             ("full.results", self.full.results.len()),
             ("screen.results", self.screen.results.len()),
         ] {
@@ -214,19 +259,29 @@ impl Checkpoint {
                 }
             }
         }
-        if let Some(best) = &self.best {
-            check_evaluation("best", best)?;
+        for (field, e) in [("best", &self.best), ("best_holdout", &self.best_holdout)] {
+            if let Some(e) = e {
+                check_evaluation(field, e)?;
+            }
         }
-        let tasks: Vec<&str> = self
-            .config
-            .protocol
-            .tasks
-            .iter()
-            .map(|t| t.name.as_str())
-            .collect();
-        for (field, state) in [("full", &self.full), ("screen", &self.screen)] {
+        for (i, e) in self.leaders.iter().enumerate() {
+            check_evaluation(&format!("leaders[{i}]"), e)?;
+        }
+        for (i, e) in self.holdout.results.iter().enumerate() {
+            if let Some(e) = e {
+                check_evaluation(&format!("holdout.results[{i}]"), e)?;
+            }
+        }
+        for (field, stage, state) in [
+            ("full", Stage::Full, &self.full),
+            ("screen", Stage::Screen, &self.screen),
+            ("holdout", Stage::Holdout, &self.holdout),
+        ] {
+            let tasks: Vec<String> = self.protocol(stage).map_or(Vec::new(), |p| {
+                p.tasks.into_iter().map(|t| t.name).collect()
+            });
             if let Some(b) = &state.baseline {
-                let names: Vec<&str> = b.iter().map(|t| t.task.as_str()).collect();
+                let names: Vec<String> = b.iter().map(|t| t.task.clone()).collect();
                 if names != tasks {
                     return Err(format!(
                         "field `{field}.baseline`: scores for tasks {names:?}, but the protocol's tasks are {tasks:?}"
@@ -431,13 +486,19 @@ impl RunDir {
             crate::fsutil::parse_json(&text).map_err(|m| refuse(m.clone()))?;
         let version = value.get("version").and_then(|v| v.as_u64());
         let text = match version {
-            Some(1) => migrate_v1(value).map_err(|m| refuse(m.clone()))?,
+            Some(1) => migrate_v1(value)
+                .and_then(migrate_v2)
+                .map_err(|m| refuse(m.clone()))?
+                .to_string(),
+            Some(2) => migrate_v2(value)
+                .map_err(|m| refuse(m.clone()))?
+                .to_string(),
             Some(v) if v == CHECKPOINT_VERSION as u64 => text,
             _ => {
                 return Err(Error::run(
                     &path,
                     format!(
-                        "checkpoint version {} (this evolve reads versions 1 and {CHECKPOINT_VERSION}); it was written by another evolve",
+                        "checkpoint version {} (this evolve reads versions 1 to {CHECKPOINT_VERSION}); it was written by another evolve",
                         version.map_or("missing".into(), |v| v.to_string())
                     ),
                 ))
@@ -530,10 +591,42 @@ impl RunDir {
     }
 }
 
+/// Version 2 runs scored on the test set and scored every genome once: the fields that say so
+/// now (`score_on`, `max_seed_groups`) are written in, so the run resumes as it began.
+fn migrate_v2(v: serde_json::Value) -> std::result::Result<serde_json::Value, String> {
+    use serde_json::{json, Value};
+    let mut v = v;
+    let config = v
+        .get_mut("config")
+        .and_then(Value::as_object_mut)
+        .ok_or("field `config`: missing")?;
+    let tasks = config
+        .get_mut("protocol")
+        .and_then(|p| p.get_mut("tasks"))
+        .and_then(Value::as_array_mut)
+        .ok_or("field `config.protocol.tasks`: missing")?;
+    for task in tasks.iter_mut().filter_map(Value::as_object_mut) {
+        task.entry("score_on").or_insert(json!("test"));
+    }
+    if let Some(search) = config.get_mut("search").and_then(Value::as_object_mut) {
+        search.entry("max_seed_groups").or_insert(json!(1));
+    } else {
+        config.insert("search".into(), json!({ "max_seed_groups": 1 }));
+    }
+    let n = v
+        .get("population")
+        .and_then(Value::as_array)
+        .map_or(0, Vec::len);
+    let o = v.as_object_mut().ok_or("not a JSON object")?;
+    o.entry("reevaluate").or_insert(json!(vec![Value::Null; n]));
+    v["version"] = json!(CHECKPOINT_VERSION);
+    Ok(v)
+}
+
 /// Version 1 kept the two stages in parallel fields (`memo`/`screen_memo`, `baseline`/
 /// `screen_baseline`, `scores`/`screens`, where `scores` also held the screening evaluations of
 /// genomes not promoted); version 2 keeps one `StageState` per stage.
-fn migrate_v1(mut v: serde_json::Value) -> std::result::Result<String, String> {
+fn migrate_v1(mut v: serde_json::Value) -> std::result::Result<serde_json::Value, String> {
     use serde_json::{json, Value};
     let o = v.as_object_mut().ok_or("not a JSON object")?;
     let n = o
@@ -566,8 +659,8 @@ fn migrate_v1(mut v: serde_json::Value) -> std::result::Result<String, String> {
     o.insert("full".into(), full);
     o.insert("screen".into(), screen);
     o.entry("reused").or_insert(json!(0));
-    o.insert("version".into(), json!(CHECKPOINT_VERSION));
-    Ok(v.to_string())
+    o.insert("version".into(), json!(2));
+    Ok(v)
 }
 
 /// The names in `dir` other than the lock file (none when `dir` is missing).

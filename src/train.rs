@@ -26,18 +26,99 @@ pub struct Task {
     /// `fp32` (default) or `bf16` mixed precision.
     #[serde(default, skip_serializing_if = "is_fp32")]
     pub precision: Precision,
+    /// The split fitness is scored on (see `ScoreOn`).
+    #[serde(default)]
+    pub score_on: ScoreOn,
+    /// Images in the validation split: the last this many of the training set, left out of
+    /// every training subset when `score_on` is `validation`.
+    #[serde(default = "default_validation")]
+    pub validation: i64,
 }
 
 fn is_fp32(p: &Precision) -> bool {
     *p == Precision::Fp32
 }
 
+fn default_validation() -> i64 {
+    5000
+}
+
+/// What a run's accuracy is measured on for its fitness. Selecting on the test set (as the
+/// published notebook did) turns the test set into training data for the search, so fresh
+/// searches score on a validation split held out of the training set and keep the test set for
+/// reporting.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ScoreOn {
+    #[default]
+    Validation,
+    /// The official test set, as Marfinetz 2025 (for comparisons with the paper's numbers).
+    Test,
+}
+
+impl Task {
+    /// Training images a subset may be drawn from: all of them when scoring on the test set,
+    /// else all but the validation split at the end.
+    pub fn train_pool(&self, data: &Dataset) -> i64 {
+        let n = data.train_y.size()[0];
+        match self.score_on {
+            ScoreOn::Test => n,
+            ScoreOn::Validation => n - self.validation,
+        }
+    }
+
+    /// The images and labels fitness accuracy is measured on.
+    pub fn scoring_split(&self, data: &Dataset) -> (Tensor, Tensor) {
+        match self.score_on {
+            ScoreOn::Test => (data.test_x.shallow_clone(), data.test_y.shallow_clone()),
+            ScoreOn::Validation => {
+                let n = data.train_y.size()[0];
+                let start = n - self.validation;
+                (
+                    data.train_x.narrow(0, start, self.validation),
+                    data.train_y.narrow(0, start, self.validation),
+                )
+            }
+        }
+    }
+
+    /// Checks the split sizes against a dataset of `available` training images; the message
+    /// names the task's fields.
+    pub fn check_sizes(&self, available: i64) -> std::result::Result<(), String> {
+        let pool = match self.score_on {
+            ScoreOn::Test => available,
+            ScoreOn::Validation => available - self.validation,
+        };
+        if self.score_on == ScoreOn::Validation && !(1..available).contains(&self.validation) {
+            return Err(format!(
+                "`validation`: {} images, but the dataset has {available} training images; allowed: 1..{available}",
+                self.validation
+            ));
+        }
+        if self.train_subset > pool {
+            return Err(format!(
+                "`train_subset`: {} images, but {pool} training images are left outside the validation split; allowed: 1..={pool} (or --train-subset, or a smaller `validation`)",
+                self.train_subset
+            ));
+        }
+        Ok(())
+    }
+}
+
 /// The outcome of one run.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct RunMetrics {
     pub seed: u64,
-    /// Accuracy on the full test set (0 when diverged).
+    /// Accuracy on the scoring split (the validation split, or the test set with `score_on:
+    /// test`); 0 when diverged.
     pub val_acc: f64,
+    /// Accuracy on the official test set, for reports only (measured when asked for).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub test_acc: Option<f64>,
+    /// This run's fitness (`fitness::run_fitness`), kept so that scores merge over seeds
+    /// after the loss curve is dropped.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fitness: Option<f64>,
     /// The training loss at every step done.
     pub losses: Vec<f32>,
     pub steps: u64,
@@ -55,7 +136,7 @@ static GLOBAL_RNG: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 /// Trains a fresh model of `task` with `genome` from `seed`. `data` must already be on `device`.
 /// A diverging genome stops early and comes back flagged, never as an error; `on_step` is told
-/// how many steps are done (for progress bars).
+/// how many steps are done (for progress bars). Test accuracy is measured too (for reports).
 pub fn train_run(
     task: &Task,
     genome: &Genome,
@@ -70,6 +151,7 @@ pub fn train_run(
         seed,
         data,
         device,
+        true,
         on_step,
     )?
     .remove(0))
@@ -114,7 +196,7 @@ impl<'a> Trainer<'a> {
         let model = Net::new(task.model, &vs.root(), task.dataset, genomes.len() as i64)
             .with_precision(task.precision);
         vs.set_kind(kind);
-        let stream = BatchStream::new(data, task.train_subset, task.batch);
+        let stream = BatchStream::new(data, task.train_pool(data), task.train_subset, task.batch);
         let opt = UpdateRule::stacked(genomes, &vs, task.steps);
         Trainer {
             vs,
@@ -123,6 +205,11 @@ impl<'a> Trainer<'a> {
             opt,
             _rng: rng,
         }
+    }
+
+    /// Indices (into the training set) of the subset this run trains on.
+    pub fn subset_indices(&self) -> &Tensor {
+        self.stream.indices()
     }
 
     /// One training step of every member on the next batch; returns their losses `[K]`.
@@ -140,12 +227,15 @@ impl<'a> Trainer<'a> {
 /// updated by its own genome, all from the initial weights and batches a single run with `seed`
 /// gets. A member that diverges is flagged and stops counting; the others train on. Without
 /// dropout, each member's run equals the corresponding single run up to floating-point rounding.
+/// With `report_test`, each member's test-set accuracy is measured as well (an extra pass when
+/// fitness is scored on the validation split).
 pub fn train_stacked(
     task: &Task,
     genomes: &[Genome],
     seed: u64,
     data: &Dataset,
     device: Device,
+    report_test: bool,
     on_step: &dyn Fn(u64),
 ) -> Result<Vec<RunMetrics>> {
     let start = std::time::Instant::now();
@@ -193,20 +283,28 @@ pub fn train_stacked(
         }
     }
     let train_seconds = start.elapsed().as_secs_f64();
-    let accuracy = if diverged.iter().all(|&d| d) {
-        vec![0.0; k]
-    } else {
-        accuracy(&trainer.model, data)
+    let all_diverged = diverged.iter().all(|&d| d);
+    let measure = |(x, y): (Tensor, Tensor)| match all_diverged {
+        true => vec![0.0; k],
+        false => accuracy(&trainer.model, data, &x, &y),
+    };
+    let scored = measure(task.scoring_split(data));
+    let test = match (report_test, task.score_on) {
+        (false, _) => None,
+        (true, ScoreOn::Test) => Some(scored.clone()),
+        (true, ScoreOn::Validation) => Some(measure((
+            data.test_x.shallow_clone(),
+            data.test_y.shallow_clone(),
+        ))),
     };
     let seconds = start.elapsed().as_secs_f64();
+    let zero_if_diverged = |member: usize, acc: f64| if diverged[member] { 0.0 } else { acc };
     Ok((0..k)
         .map(|member| RunMetrics {
             seed,
-            val_acc: if diverged[member] {
-                0.0
-            } else {
-                accuracy[member]
-            },
+            val_acc: zero_if_diverged(member, scored[member]),
+            test_acc: test.as_ref().map(|t| zero_if_diverged(member, t[member])),
+            fitness: None,
             steps: curves[member].len() as u64,
             losses: std::mem::take(&mut curves[member]),
             diverged: diverged[member],
@@ -226,17 +324,18 @@ fn member_losses(logits: &Tensor, y: &Tensor) -> Tensor {
         .mean_dim(1, false, Kind::Float)
 }
 
-/// Each member's accuracy on the whole test set, counted on the device, read back once.
-pub fn accuracy(model: &Net, data: &Dataset) -> Vec<f64> {
+/// Each member's accuracy on images `x` (uint8) with labels `y`, counted on the device, read
+/// back once.
+pub fn accuracy(model: &Net, data: &Dataset, x: &Tensor, y: &Tensor) -> Vec<f64> {
     let _no_grad = tch::no_grad_guard();
-    let n = data.test_y.size()[0];
+    let n = y.size()[0];
     let mut correct: Option<Tensor> = None;
     for start in (0..n).step_by(1000) {
         let len = 1000.min(n - start);
-        let x = data.normalise(&data.test_x.narrow(0, start, len));
-        let predicted = model.forward(&x, false).argmax(-1, false);
+        let batch = data.normalise(&x.narrow(0, start, len));
+        let predicted = model.forward(&batch, false).argmax(-1, false);
         let hits = predicted
-            .eq_tensor(&data.test_y.narrow(0, start, len).unsqueeze(0))
+            .eq_tensor(&y.narrow(0, start, len).unsqueeze(0))
             .sum_dim_intlist(1, false, Kind::Int64);
         correct = Some(match correct {
             Some(c) => c + hits,

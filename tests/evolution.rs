@@ -6,23 +6,12 @@ use std::process::{Command, Output};
 use std::time::Duration;
 
 mod common;
-use common::run::{history_lines, ok, tiny_config, Fixture};
+use common::run::{
+    history, kill_and_resume, ok, old_checkpoint_resumes_exactly, tiny_config, Fixture,
+};
 
 fn fixture() -> Fixture {
     Fixture::new(&tiny_config(5, 3))
-}
-
-/// history.jsonl without the wall-clock field, one JSON value per line.
-fn history(dir: &Path) -> Vec<serde_json::Value> {
-    std::fs::read_to_string(dir.join("history.jsonl"))
-        .unwrap()
-        .lines()
-        .map(|l| {
-            let mut v: serde_json::Value = serde_json::from_str(l).unwrap();
-            v.as_object_mut().unwrap().remove("seconds");
-            v
-        })
-        .collect()
 }
 
 #[test]
@@ -78,42 +67,10 @@ fn same_seed_gives_the_same_run_and_identical_genomes_are_trained_once() {
 /// lengths (events, not timers: the same on a loaded CI machine and on a fast GPU box), resuming
 /// each time, and checks that the result equals an uninterrupted run with the same flags.
 fn kill_and_resume_equals_uninterrupted(extra: &[&str], kills: usize) {
-    let f = fixture();
-    let reference = f.path("reference");
-    ok(f.start(&reference, extra));
-    let lines = history_lines(&reference);
-    let targets: Vec<usize> = (1..=kills).map(|i| i * lines / (kills + 1)).collect();
-    assert!(
-        targets.windows(2).all(|w| w[0] < w[1]) && targets[0] > 0,
-        "{lines} lines are too few for {kills} kills"
-    );
-    let run = f.path("killed");
-    for &target in &targets {
-        let mut cmd = match run.join("checkpoint.json").exists() {
-            true => f.resume(&run, &[]),
-            false => f.start(&run, extra),
-        };
-        let mut child = cmd.spawn().unwrap();
-        let waiting = std::time::Instant::now();
-        while history_lines(&run) < target {
-            // Checked after the exit, so a run that writes its last lines and exits between two
-            // polls is not mistaken for one that stopped short.
-            if child.try_wait().unwrap().is_some() {
-                assert!(history_lines(&run) >= target, "exited before line {target}");
-                break;
-            }
-            assert!(waiting.elapsed() < Duration::from_secs(600), "no progress");
-            std::thread::sleep(Duration::from_millis(5));
-        }
-        let _ = child.kill(); // SIGKILL (a run that already exited needs none)
-        child.wait().unwrap();
-    }
-    ok(f.resume(&run, &[]));
-    assert_eq!(history(&run), history(&reference));
-    assert_eq!(
-        std::fs::read(run.join("best.json")).unwrap(),
-        std::fs::read(reference.join("best.json")).unwrap()
-    );
+    kill_and_resume(&fixture(), extra, |history| {
+        let lines = history.len();
+        (1..=kills).map(|i| i * lines / (kills + 1)).collect()
+    });
 }
 
 #[test]
@@ -457,30 +414,14 @@ fn the_loop_reports_every_evaluation_then_its_generation_to_an_observer() {
 
 #[test]
 fn a_version_1_checkpoint_is_migrated_and_resumes_exactly() {
-    let f = fixture();
-    let reference = f.path("reference");
-    ok(f.start(&reference, &[]));
-    let run = f.path("old");
-    let mut child = f.start(&run, &[]).spawn().unwrap();
-    let waiting = std::time::Instant::now();
-    while history_lines(&run) < 7 {
-        assert!(waiting.elapsed() < Duration::from_secs(600), "no progress");
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    child.kill().unwrap();
-    child.wait().unwrap();
-    // Rewrite the checkpoint as version 1 wrote it: parallel fields per stage.
-    let path = run.join("checkpoint.json");
-    let mut cp: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
-    let o = cp.as_object_mut().unwrap();
-    let full = o.remove("full").unwrap();
-    o.remove("screen");
-    o.insert("version".into(), 1.into());
-    o.insert("scores".into(), full["results"].clone());
-    o.insert("memo".into(), full["memo"].clone());
-    o.insert("baseline".into(), full["baseline"].clone());
-    std::fs::write(&path, serde_json::to_string_pretty(&cp).unwrap()).unwrap();
-    ok(f.resume(&run, &[]));
-    assert_eq!(history(&run), history(&reference));
+    // Version 1 kept parallel fields per stage.
+    old_checkpoint_resumes_exactly(&fixture(), |cp| {
+        let o = cp.as_object_mut().unwrap();
+        let full = o.remove("full").unwrap();
+        o.remove("screen");
+        o.insert("version".into(), 1.into());
+        o.insert("scores".into(), full["results"].clone());
+        o.insert("memo".into(), full["memo"].clone());
+        o.insert("baseline".into(), full["baseline"].clone());
+    });
 }

@@ -123,3 +123,85 @@ fn the_random_stream_survives_a_checkpoint_round_trip() {
         d.initial_population(12, vec![shipped("adam")])
     );
 }
+
+/// Every field a genome file can hold, with a value unlike the defaults (so none is skipped).
+fn every_field_set() -> Genome {
+    let mut g = shipped("adam");
+    g.weight_decay = 1e-3;
+    g.grad_clip = Some(1.0);
+    g.warmup_steps = 50;
+    g.cosine_decay = true;
+    g.sign_decay = evolve::genome::SignDecay::Linear;
+    g.radam = true;
+    g.trust_ratio = true;
+    g.diffgrad = true;
+    g.lookahead = Some(evolve::genome::Lookahead { k: 7, alpha: 0.5 });
+    g
+}
+
+#[test]
+fn every_gene_of_the_genome_schema_is_in_the_gene_table_and_mutation_reaches_it() {
+    let base = every_field_set();
+    let json = serde_json::to_value(&base).unwrap();
+    let mut fields: Vec<&str> = json
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .filter(|&k| k != "name")
+        .collect();
+    fields.sort();
+    let mut genes: Vec<&str> = evolve::genes::GENES.iter().map(|g| g.field).collect();
+    genes.sort();
+    assert_eq!(
+        fields, genes,
+        "every genome field is a gene, and only those"
+    );
+
+    // Mutation from one genome, many times over: each field takes another value, every
+    // sign-decay schedule and Lookahead's own k and α included.
+    let mut ga = ga(3);
+    let mut seen: std::collections::HashMap<String, std::collections::HashSet<String>> =
+        Default::default();
+    for start in [base.clone(), shipped("lion")] {
+        for _ in 0..3000 {
+            let child = serde_json::to_value(ga.mutate(&start, 1.0)).unwrap();
+            for field in &genes {
+                let value = child.get(*field).map_or("absent".into(), |v| v.to_string());
+                seen.entry(field.to_string()).or_default().insert(value);
+            }
+        }
+    }
+    for field in &genes {
+        assert!(seen[*field].len() >= 2, "mutation never changes `{field}`");
+    }
+    for schedule in ["\"linear\"", "\"cosine\"", "absent"] {
+        assert!(
+            seen["sign_decay"].contains(schedule),
+            "sign_decay {schedule}"
+        );
+    }
+    let lookaheads: Vec<serde_json::Value> = seen["lookahead"]
+        .iter()
+        .filter_map(|v| serde_json::from_str(v).ok())
+        .collect();
+    assert!(lookaheads
+        .iter()
+        .any(|l| l["alpha"].as_f64().is_some_and(|a| a != 0.5)));
+    assert!(lookaheads
+        .iter()
+        .any(|l| l["k"] != 7 && l["k"] != serde_json::Value::Null));
+
+    // Random genomes reach the same schedules and options.
+    let randoms: Vec<Genome> = (0..2000).map(|_| ga.random_genome()).collect();
+    for decay in [
+        evolve::genome::SignDecay::Linear,
+        evolve::genome::SignDecay::Cosine,
+    ] {
+        assert!(randoms.iter().any(|g| g.sign_decay == decay), "{decay:?}");
+    }
+    assert!(randoms.iter().any(|g| g.grad_clip.is_some()));
+    assert!(randoms
+        .iter()
+        .any(|g| g.lookahead.is_some_and(|l| l.alpha != 0.5)));
+}

@@ -25,6 +25,11 @@ fn ga_params() -> impl Strategy<Value = GaParams> {
         ordered(-300.0, 300.0),
         ordered(-300.0, 300.0),
         ordered(-300.0, 300.0),
+        ordered(-300.0, 300.0),
+    );
+    let lookahead = (
+        ordered(1e-9, 1.0),
+        (1u64..=1_000_000, 1u64..=1_000_000).prop_map(|(a, b)| [a.min(b), a.max(b)]),
     );
     let linear = (
         ordered(0.0, 0.9999999),
@@ -32,28 +37,39 @@ fn ga_params() -> impl Strategy<Value = GaParams> {
         ordered(-12.0, 12.0).prop_map(|[a, b]| [10f64.powf(a), 10f64.powf(b)]),
         ordered(0.0, 1.0),
     );
-    (rates, sigmas, 1..=evolve::genome::MAX_TERMS, logs, linear).prop_map(
-        |(r, s, max_terms, (lr, eps, wd), (b1, b2, w, warm))| GaParams {
-            crossover_rate: r[0],
-            mutation_rate: r[1],
-            add_term_rate: r[2],
-            remove_term_rate: r[3],
-            change_term_rate: r[4],
-            flag_flip_rate: r[5],
-            log_sigma: s[0],
-            beta_sigma: s[1],
-            weight_sigma: s[2],
-            final_strength: s[3],
-            max_terms,
-            lr_log10: lr,
-            eps_log10: eps,
-            weight_decay_log10: wd,
-            beta1: b1,
-            beta2: b2,
-            term_weight: w,
-            warmup_fraction: warm,
-        },
+    (
+        rates,
+        sigmas,
+        1..=evolve::genome::MAX_TERMS,
+        logs,
+        linear,
+        lookahead,
     )
+        .prop_map(
+            |(r, s, max_terms, (lr, eps, wd, clip), (b1, b2, w, warm), (alpha, k))| GaParams {
+                crossover_rate: r[0],
+                mutation_rate: r[1],
+                add_term_rate: r[2],
+                remove_term_rate: r[3],
+                change_term_rate: r[4],
+                flag_flip_rate: r[5],
+                log_sigma: s[0],
+                beta_sigma: s[1],
+                weight_sigma: s[2],
+                final_strength: s[3],
+                max_terms,
+                lr_log10: lr,
+                eps_log10: eps,
+                weight_decay_log10: wd,
+                beta1: b1,
+                beta2: b2,
+                term_weight: w,
+                warmup_fraction: warm,
+                grad_clip_log10: clip,
+                lookahead_k: k,
+                lookahead_alpha: alpha,
+            },
+        )
 }
 
 fn shipped() -> Vec<Genome> {
@@ -153,6 +169,8 @@ proptest! {
             TaskScore::from_runs(name, vec![RunMetrics {
                 seed: 1,
                 val_acc: fitness.max(0.0),
+                test_acc: None,
+                fitness: None,
                 losses: Vec::new(),
                 steps: 10,
                 diverged: fitness < 0.0,
@@ -175,6 +193,7 @@ proptest! {
                         hash: g.hash(),
                         genome: g.clone(),
                         stage: Stage::Full,
+                        seeds: 1,
                         score,
                         steps: 20,
                         cached: false,
@@ -186,6 +205,10 @@ proptest! {
         let checkpoint = Checkpoint {
             version: CHECKPOINT_VERSION,
             best: scores.iter().flatten().next().cloned(),
+            leaders: scores.iter().flatten().cloned().collect(),
+            holdout: StageState::default(),
+            best_holdout: None,
+            reevaluate: vec![Some(1); population],
             full: StageState {
                 baseline: Some(baseline),
                 baseline_cost: Some(Cost { steps: 20, seconds: 0.5 }),

@@ -408,6 +408,26 @@ fn hostile_config_values_are_refused_with_the_field_named() {
             serde_json::json!({"search": {"tournament": 9}}),
             "tournament",
         ),
+        (
+            serde_json::json!({"search": {"max_seed_groups": 0}}),
+            "search.max_seed_groups",
+        ),
+        (
+            serde_json::json!({"ga": {"lookahead_k": [0, 3]}}),
+            "ga.lookahead_k",
+        ),
+        (
+            serde_json::json!({"ga": {"grad_clip_log10": [2, 1]}}),
+            "ga.grad_clip_log10",
+        ),
+        (
+            serde_json::json!({"holdout": {"protocol": {"tasks": [], "seeds": 1}, "every": 1, "top": 1}}),
+            "holdout.protocol.tasks",
+        ),
+        (
+            serde_json::json!({"holdout": {"protocol": {"tasks": [{"name": "c", "dataset": "cifar10", "model": "tiny-cnn", "train_subset": 100, "batch": 10, "steps": 5}], "seeds": 1}, "every": 0, "top": 1}}),
+            "holdout",
+        ),
     ];
     for (patch, field) in cases {
         let config = f.config_with(patch);
@@ -434,7 +454,15 @@ fn hostile_config_values_are_refused_with_the_field_named() {
         "--data-dir",
         f.root.to_str().unwrap(),
     ]));
-    refused(&subset, &["train_subset", "100000", "1000 training images"]);
+    refused(
+        &subset,
+        &[
+            "train_subset",
+            "100000",
+            "800 training images",
+            "validation",
+        ],
+    );
 }
 
 /// A run directory with one finished generation, and a way to tamper with its checkpoint.

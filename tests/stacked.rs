@@ -3,7 +3,7 @@
 use evolve::data::{synthetic, Dataset, DatasetKind};
 use evolve::genome::{shipped, Genome};
 use evolve::models::ModelKind;
-use evolve::train::{train_stacked, Task, Trainer};
+use evolve::train::{train_stacked, ScoreOn, Task, Trainer};
 use tch::{Device, Kind, Tensor};
 
 const STEPS: u64 = 50;
@@ -19,6 +19,8 @@ fn task() -> Task {
         batch: 32,
         steps: STEPS,
         precision: Default::default(),
+        score_on: ScoreOn::Test,
+        validation: 200,
     }
 }
 
@@ -213,7 +215,7 @@ fn a_diverging_member_does_not_leak_into_the_others() {
     let mut exploding = shipped("sgd-momentum");
     exploding.lr = 1e4;
     let genomes = vec![shipped("adam"), exploding, shipped("adamw")];
-    let runs = train_stacked(&task(), &genomes, 4, &data, Device::Cpu, &|_| {}).unwrap();
+    let runs = train_stacked(&task(), &genomes, 4, &data, Device::Cpu, false, &|_| {}).unwrap();
     assert!(runs[1].diverged && !runs[0].diverged && !runs[2].diverged);
     assert_eq!((runs[0].steps, runs[2].steps), (STEPS, STEPS));
     assert!(runs[0].val_acc > 0.0 && runs[1].val_acc == 0.0);

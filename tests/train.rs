@@ -5,7 +5,7 @@ use evolve::evaluator::Evaluator;
 use evolve::fitness::{run_fitness, Score, TaskScore};
 use evolve::genome::{adam_baseline, shipped, Genome};
 use evolve::models::{self, ModelKind, Precision};
-use evolve::train::{train_run, RunMetrics, Task};
+use evolve::train::{train_run, RunMetrics, ScoreOn, Task, Trainer};
 use std::process::Command;
 use tch::{Device, Kind, Tensor};
 
@@ -18,6 +18,8 @@ fn task(steps: u64) -> Task {
         batch: 32,
         steps,
         precision: Precision::Fp32,
+        score_on: ScoreOn::Test,
+        validation: 200,
     }
 }
 
@@ -89,6 +91,8 @@ fn fitness_is_the_published_formula() {
     let run = |acc: f64, losses: Vec<f32>, diverged| RunMetrics {
         seed: 0,
         val_acc: acc,
+        test_acc: None,
+        fitness: None,
         steps: losses.len() as u64,
         losses,
         diverged,
@@ -208,6 +212,8 @@ fn replay_prints_a_table_and_a_json_document() {
                 "300",
                 "--seeds",
                 "2",
+                "--validation",
+                "200",
                 "--device",
                 "cpu",
                 "--data-dir",
@@ -228,7 +234,9 @@ fn replay_prints_a_table_and_a_json_document() {
         table.contains("marfinetz2025-evolved")
             && table.contains("aggregate")
             && table.contains("% adam")
-            && table.contains("±"),
+            && table.contains("±")
+            && table.contains("test acc")
+            && table.contains("paired runs"),
         "{table}"
     );
     let doc: serde_json::Value = serde_json::from_str(&replay(&["--json"])).unwrap();
@@ -236,6 +244,22 @@ fn replay_prints_a_table_and_a_json_document() {
     assert_eq!(doc["genomes"][1]["score"]["vs_adam"], 1.0);
     assert_eq!(doc["protocol"]["tasks"][0]["steps"], 20);
     assert_eq!(doc["baseline"][0]["runs"].as_array().unwrap().len(), 2);
+    // Adam against itself: every paired run a tie, none won.
+    assert_eq!(doc["genomes"][1]["paired"]["runs"], 4);
+    assert_eq!(doc["genomes"][1]["paired"]["wins"], 0);
+    assert!(doc["baseline"][0]["test_acc_mean"].as_f64().unwrap() > 0.0);
+    // The held-out protocol of the config, on fresh seeds.
+    let held: serde_json::Value =
+        serde_json::from_str(&replay(&["--json", "--holdout", "--seed", "5"])).unwrap();
+    assert_eq!(
+        held["protocol"]["tasks"][0]["name"],
+        "cifar10-marfinetz-cnn"
+    );
+    assert_eq!(held["protocol"]["seed"], 5);
+    assert_ne!(
+        held["baseline"][0]["runs"][0]["seed"],
+        doc["baseline"][0]["runs"][0]["seed"]
+    );
 }
 
 #[test]
@@ -254,4 +278,77 @@ fn bf16_mixed_precision_learns_reproducibly_and_changes_results() {
         a.losses, fp32.losses,
         "bf16 is part of the protocol: it changes results"
     );
+}
+
+/// The indices a run's training subset holds, sorted.
+fn subset(task: &Task, data: &Dataset, seed: u64) -> Vec<i64> {
+    let trainer = Trainer::new(task, &[adam_baseline()], seed, data, Device::Cpu);
+    let mut idx = Vec::<i64>::try_from(trainer.subset_indices()).unwrap();
+    idx.sort();
+    idx
+}
+
+#[test]
+fn the_validation_split_never_overlaps_a_training_subset() {
+    let (_dir, data) = cifar();
+    let n = data.train_y.size()[0];
+    let validation = Task {
+        score_on: ScoreOn::Validation,
+        validation: 200,
+        train_subset: n - 200,
+        ..task(10)
+    };
+    for seed in 0..5 {
+        // The whole pool is drawn: exactly the images before the split, never one after it.
+        assert_eq!(
+            subset(&validation, &data, seed),
+            (0..n - 200).collect::<Vec<_>>()
+        );
+    }
+    let smaller = Task {
+        train_subset: 300,
+        ..validation.clone()
+    };
+    for seed in 0..5 {
+        assert!(subset(&smaller, &data, seed).iter().all(|&i| i < n - 200));
+    }
+    let (x, y) = validation.scoring_split(&data);
+    assert_eq!(x.size()[0], 200);
+    assert!(
+        x.equal(&data.train_x.narrow(0, n - 200, 200))
+            && y.equal(&data.train_y.narrow(0, n - 200, 200))
+    );
+    // Scoring on the test set keeps the whole training set for training, as the paper did.
+    let test = Task {
+        score_on: ScoreOn::Test,
+        train_subset: n,
+        ..validation.clone()
+    };
+    assert_eq!(subset(&test, &data, 0), (0..n).collect::<Vec<_>>());
+    // A subset that would reach into the split is refused, naming both fields.
+    let err = Task {
+        train_subset: n - 199,
+        ..validation
+    }
+    .check_sizes(n)
+    .unwrap_err();
+    assert!(
+        err.contains("train_subset") && err.contains("validation"),
+        "{err}"
+    );
+}
+
+#[test]
+fn scoring_on_the_test_set_reports_the_test_accuracy_it_scored() {
+    let (_dir, data) = cifar();
+    let t = task(20);
+    // Its accuracy is the test set's, so the test accuracy it reports is the same number.
+    let run = train_run(&t, &adam_baseline(), 7, &data, Device::Cpu, &|_| {}).unwrap();
+    assert_eq!(run.test_acc, Some(run.val_acc));
+    let held = Task {
+        score_on: ScoreOn::Validation,
+        ..t
+    };
+    let run = train_run(&held, &adam_baseline(), 7, &data, Device::Cpu, &|_| {}).unwrap();
+    assert!(run.test_acc.is_some_and(|t| t > 0.0) && run.val_acc > 0.0);
 }

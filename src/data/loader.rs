@@ -8,6 +8,7 @@ use tch::{Kind, Tensor};
 
 pub struct BatchStream<'a> {
     data: &'a Dataset,
+    indices: Tensor,
     x: Tensor,
     y: Tensor,
     batch: i64,
@@ -16,9 +17,10 @@ pub struct BatchStream<'a> {
 }
 
 impl<'a> BatchStream<'a> {
-    /// Draws a random training subset of `subset` images (all of them if larger) from `data`.
-    pub fn new(data: &'a Dataset, subset: i64, batch: i64) -> BatchStream<'a> {
-        let n = data.train_y.size()[0];
+    /// Draws a random training subset of `subset` images (all of them if larger) from the first
+    /// `pool` training images of `data` (the rest are the validation split).
+    pub fn new(data: &'a Dataset, pool: i64, subset: i64, batch: i64) -> BatchStream<'a> {
+        let n = pool.min(data.train_y.size()[0]);
         let subset = subset.min(n);
         let idx = Tensor::randperm(n, (Kind::Int64, tch::Device::Cpu))
             .narrow(0, 0, subset)
@@ -28,10 +30,16 @@ impl<'a> BatchStream<'a> {
             data,
             x: data.train_x.index_select(0, &idx),
             y: data.train_y.index_select(0, &idx),
+            indices: idx,
             batch,
             order: Tensor::zeros([0], (Kind::Int64, data.train_x.device())),
             cursor: subset,
         }
+    }
+
+    /// The subset's indices into the training set.
+    pub fn indices(&self) -> &Tensor {
+        &self.indices
     }
 
     /// The next `(input, labels)`; a new random order each pass, a partial last batch dropped

@@ -2,17 +2,19 @@
 //! commands that start and resume runs in a temporary folder.
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+use std::time::Duration;
 
-/// One CIFAR-10 task on `tiny-cnn`, 30 steps: a whole run takes seconds on a CPU.
+/// One CIFAR-10 task on `tiny-cnn`, 30 steps, scored on a 200-image validation split, every
+/// genome scored once: a whole run takes seconds on a CPU.
 pub fn tiny_config(population: usize, generations: usize) -> String {
     format!(
         r#"{{
   "protocol": {{
-    "tasks": [{{ "name": "cifar10", "dataset": "cifar10", "model": "tiny-cnn", "train_subset": 400, "batch": 32, "steps": 30 }}],
+    "tasks": [{{ "name": "cifar10", "dataset": "cifar10", "model": "tiny-cnn", "train_subset": 400, "batch": 32, "steps": 30, "validation": 200 }}],
     "seeds": 1,
     "seed": 3
   }},
-  "search": {{ "population": {population}, "generations": {generations}, "elites": 1, "tournament": 2, "seed": 11, "include_shipped": true }}
+  "search": {{ "population": {population}, "generations": {generations}, "elites": 1, "tournament": 2, "seed": 11, "include_shipped": true, "max_seed_groups": 1 }}
 }}"#
     )
 }
@@ -102,4 +104,97 @@ pub fn history_lines(dir: &Path) -> usize {
     std::fs::read_to_string(dir.join("history.jsonl"))
         .map(|t| t.lines().count())
         .unwrap_or(0)
+}
+
+/// history.jsonl without the wall-clock field, one JSON value per line.
+pub fn history(dir: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(dir.join("history.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| {
+            let mut v: serde_json::Value = serde_json::from_str(l).unwrap();
+            v.as_object_mut().unwrap().remove("seconds");
+            v
+        })
+        .collect()
+}
+
+/// Line by line, so that a difference names its line.
+pub fn same_history(run: &Path, reference: &Path) {
+    let (got, want) = (history(run), history(reference));
+    for (i, (g, w)) in got.iter().zip(&want).enumerate() {
+        assert_eq!(g, w, "history line {} differs", i + 1);
+    }
+    assert_eq!(got.len(), want.len(), "history lengths");
+}
+
+/// Kills a run of `f` each time its history reaches one of the lengths `targets` picks from
+/// the uninterrupted run's history, resumes it, and compares the two.
+pub fn kill_and_resume(
+    f: &Fixture,
+    extra: &[&str],
+    targets: impl FnOnce(&[serde_json::Value]) -> Vec<usize>,
+) {
+    let reference = f.path("reference");
+    ok(f.start(&reference, extra));
+    let targets = targets(&history(&reference));
+    assert!(
+        !targets.is_empty() && targets.windows(2).all(|w| w[0] < w[1]) && targets[0] > 0,
+        "kill targets {targets:?}: too few lines"
+    );
+    let run = f.path("killed");
+    for &target in &targets {
+        let mut cmd = match run.join("checkpoint.json").exists() {
+            true => f.resume(&run, &[]),
+            false => f.start(&run, extra),
+        };
+        let mut child = cmd.spawn().unwrap();
+        let waiting = std::time::Instant::now();
+        while history_lines(&run) < target {
+            // Checked after the exit, so a run that writes its last lines and exits between two
+            // polls is not mistaken for one that stopped short.
+            if child.try_wait().unwrap().is_some() {
+                assert!(history_lines(&run) >= target, "exited before line {target}");
+                break;
+            }
+            assert!(waiting.elapsed() < Duration::from_secs(600), "no progress");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let _ = child.kill(); // SIGKILL (a run that already exited needs none)
+        child.wait().unwrap();
+    }
+    ok(f.resume(&run, &[]));
+    same_history(&run, &reference);
+    assert_eq!(
+        std::fs::read(run.join("best.json")).unwrap(),
+        std::fs::read(reference.join("best.json")).unwrap()
+    );
+}
+
+/// Starts a run of `f` into `run` and SIGKILLs it once its history has `lines` lines.
+pub fn kill_at_line(f: &Fixture, run: &Path, lines: usize) {
+    let mut child = f.start(run, &[]).spawn().unwrap();
+    let waiting = std::time::Instant::now();
+    while history_lines(run) < lines {
+        assert!(waiting.elapsed() < Duration::from_secs(600), "no progress");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
+
+/// Kills a run of `f` after 7 history lines, rewrites its checkpoint with `rewrite` (as an older
+/// version wrote it), resumes it and checks that it equals an uninterrupted run.
+pub fn old_checkpoint_resumes_exactly(f: &Fixture, rewrite: impl FnOnce(&mut serde_json::Value)) {
+    let reference = f.path("reference");
+    ok(f.start(&reference, &[]));
+    let run = f.path("old");
+    kill_at_line(f, &run, 7);
+    let path = run.join("checkpoint.json");
+    let mut cp: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    rewrite(&mut cp);
+    std::fs::write(&path, serde_json::to_string_pretty(&cp).unwrap()).unwrap();
+    ok(f.resume(&run, &[]));
+    same_history(&run, &reference);
 }

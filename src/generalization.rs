@@ -1,0 +1,193 @@
+//! The generalization report: how the search's best genomes fare on the held-out protocol
+//! (meta-validation), so that a researcher sees whether a lead found on the proxy survives.
+use crate::config::Protocol;
+use crate::fitness::{paired, Paired};
+use crate::genome::adam_baseline;
+use crate::run_dir::{Checkpoint, Evaluation};
+use serde::Serialize;
+
+/// One of the search's best genomes, on both protocols.
+#[derive(Clone, Debug, Serialize)]
+pub struct Row {
+    /// Rank by search score (1 = the search winner).
+    pub rank: usize,
+    pub hash: String,
+    pub label: String,
+    pub genome: String,
+    /// Fitness / Adam's on the search protocol, and the seeds behind it.
+    pub search: f64,
+    pub search_seeds: u64,
+    /// Fitness / Adam's on the held-out protocol (`None`: not checked there yet).
+    pub held_out: Option<f64>,
+    pub tasks: Vec<HeldOutTask>,
+    /// Against Adam on the same held-out runs.
+    pub paired: Option<Paired>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct HeldOutTask {
+    pub task: String,
+    pub vs_adam: f64,
+    pub val_acc: f64,
+    pub test_acc: Option<f64>,
+    pub adam_val_acc: f64,
+    pub adam_test_acc: Option<f64>,
+}
+
+/// What `summary.md` shows and `evolve report --json` prints.
+#[derive(Clone, Debug, Serialize)]
+pub struct Generalization {
+    pub held_out_protocol: Protocol,
+    pub rows: Vec<Row>,
+    /// Spearman's ρ between search and held-out scores of the rows checked (3 or more).
+    pub rank_correlation: Option<f64>,
+    /// The genome `best.json` holds (best held out) and the search winner.
+    pub winner: Option<String>,
+    pub search_winner: Option<String>,
+    /// One plain sentence on whether the search winner's lead survives.
+    pub verdict: String,
+}
+
+/// The report for a run with a held-out protocol (`None` without one).
+pub fn generalization(cp: &Checkpoint) -> Option<Generalization> {
+    let holdout = cp.config.holdout.as_ref()?;
+    let adam = cp.holdout.baseline.as_deref().unwrap_or(&[]);
+    let mut listed: Vec<&Evaluation> = cp.leaders.iter().take(holdout.top).collect();
+    if let Some(w) = &cp.best_holdout {
+        if !listed.iter().any(|e| e.hash == w.hash) {
+            listed.push(cp.leaders.iter().find(|e| e.hash == w.hash).unwrap_or(w));
+        }
+    }
+    let rows: Vec<Row> = listed
+        .iter()
+        .enumerate()
+        .map(|(i, e)| {
+            let held = cp.holdout.memo.get(&e.hash);
+            Row {
+                rank: i + 1,
+                hash: e.hash.clone(),
+                label: e.genome.label(),
+                genome: e.genome.describe(),
+                search: match e.stage {
+                    crate::run_dir::Stage::Holdout => f64::NAN,
+                    _ => e.score.vs_adam,
+                },
+                search_seeds: e.seeds,
+                held_out: held.map(|s| s.vs_adam),
+                tasks: held.map_or(Vec::new(), |s| {
+                    s.tasks
+                        .iter()
+                        .zip(adam)
+                        .map(|(t, a)| HeldOutTask {
+                            task: t.task.clone(),
+                            vs_adam: t.fitness / a.first_runs(t.runs.len()).fitness,
+                            val_acc: t.val_acc_mean,
+                            test_acc: t.test_acc_mean,
+                            adam_val_acc: a.val_acc_mean,
+                            adam_test_acc: a.test_acc_mean,
+                        })
+                        .collect()
+                }),
+                paired: held.and_then(|s| paired(&s.tasks, adam)),
+            }
+        })
+        .collect();
+    let checked: Vec<(f64, f64)> = rows
+        .iter()
+        .filter_map(|r| Some((r.search, r.held_out?)))
+        .filter(|(s, _)| s.is_finite())
+        .collect();
+    let rank_correlation = (checked.len() >= 3).then(|| spearman(&checked));
+    let verdict = verdict(cp, &rows);
+    Some(Generalization {
+        held_out_protocol: holdout.protocol.clone(),
+        rows,
+        rank_correlation,
+        winner: cp.winner().map(|e| e.hash.clone()),
+        search_winner: cp.best.as_ref().map(|e| e.hash.clone()),
+        verdict,
+    })
+}
+
+fn verdict(cp: &Checkpoint, rows: &[Row]) -> String {
+    let Some(top) = rows.first() else {
+        return "No genome has been scored yet.".into();
+    };
+    let Some(held) = top.held_out else {
+        return format!(
+            "The search winner `{}` ({:.4}× Adam on the search protocol) has not been checked on the held-out protocol yet.",
+            top.label, top.search
+        );
+    };
+    let mut s = match held >= 1.0 {
+        true => format!(
+            "The search winner `{}` keeps a lead over Adam held out: {:.4}× Adam on the search protocol, {held:.4}× held out.",
+            top.label, top.search
+        ),
+        false => format!(
+            "The search winner `{}` led the search at {:.4}× Adam, but its lead disappears held out: {held:.4}× Adam there.",
+            top.label, top.search
+        ),
+    };
+    if let Some(w) = cp.best_holdout.as_ref().filter(|w| w.hash != top.hash) {
+        let adam = match w.hash == adam_baseline().hash() {
+            true => " No genome of the search beats Adam held out.",
+            false => "",
+        };
+        s += &format!(
+            " best.json holds the best held out instead: `{}` at {:.4}× Adam (the search winner is in best-search.json).{adam}",
+            w.genome.label(),
+            w.score.vs_adam
+        );
+    }
+    s
+}
+
+/// Spearman's rank correlation of the pairs (average ranks for ties).
+pub fn spearman(pairs: &[(f64, f64)]) -> f64 {
+    let ranks = |values: Vec<f64>| -> Vec<f64> {
+        let mut order: Vec<usize> = (0..values.len()).collect();
+        order.sort_by(|&a, &b| values[a].total_cmp(&values[b]));
+        let mut r = vec![0.0; values.len()];
+        let mut i = 0;
+        while i < order.len() {
+            let mut j = i;
+            while j + 1 < order.len() && values[order[j + 1]] == values[order[i]] {
+                j += 1;
+            }
+            for &k in &order[i..=j] {
+                r[k] = (i + j) as f64 / 2.0 + 1.0;
+            }
+            i = j + 1;
+        }
+        r
+    };
+    let a = ranks(pairs.iter().map(|p| p.0).collect());
+    let b = ranks(pairs.iter().map(|p| p.1).collect());
+    let (ma, mb) = (
+        crate::fitness::mean_std(&a).0,
+        crate::fitness::mean_std(&b).0,
+    );
+    let cov: f64 = a.iter().zip(&b).map(|(x, y)| (x - ma) * (y - mb)).sum();
+    let va: f64 = a.iter().map(|x| (x - ma).powi(2)).sum();
+    let vb: f64 = b.iter().map(|y| (y - mb).powi(2)).sum();
+    match va * vb > 0.0 {
+        true => cov / (va * vb).sqrt(),
+        false => 0.0,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::spearman;
+
+    #[test]
+    fn spearman_is_one_for_the_same_order_and_minus_one_reversed() {
+        let same = [(1.0, 10.0), (2.0, 20.0), (3.0, 25.0), (4.0, 40.0)];
+        assert!((spearman(&same) - 1.0).abs() < 1e-12);
+        let reversed = [(1.0, 4.0), (2.0, 3.0), (3.0, 2.0), (4.0, 1.0)];
+        assert!((spearman(&reversed) + 1.0).abs() < 1e-12);
+        let tied = [(1.0, 1.0), (1.0, 2.0), (2.0, 3.0)];
+        assert!((spearman(&tied) - 0.8660254037844387).abs() < 1e-9);
+    }
+}

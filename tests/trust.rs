@@ -1,0 +1,301 @@
+//! What makes a discovery trustworthy, end to end through the binary: the winner is chosen on a
+//! held-out protocol (meta-validation), survivors are re-scored on fresh seeds (noise-aware
+//! selection), both resume exactly, and an old run that scored on the test set resumes as it
+//! began.
+use evolve::config::Config;
+use evolve::fitness::{Score, TaskScore};
+use evolve::ga::Ga;
+use evolve::genome::{adam_baseline, Genome, Term, TermKind};
+use evolve::run_dir::{Checkpoint, Evaluation, RunDir, Stage, StageState, CHECKPOINT_VERSION};
+use evolve::train::RunMetrics;
+use std::collections::BTreeMap;
+
+mod common;
+use common::run::{
+    history, kill_and_resume, ok, old_checkpoint_resumes_exactly, tiny_config, Fixture,
+};
+
+fn evolve(args: &[&str]) -> std::process::Command {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_evolve"));
+    cmd.args(args);
+    cmd
+}
+
+/// A held-out protocol of one `tiny-cnn` task on `dataset`, checked every generation (top 2).
+fn holdout(dataset: &str, subset: u64, steps: u64, seed: u64) -> serde_json::Value {
+    serde_json::json!({
+        "protocol": {
+            "tasks": [{ "name": "held-out", "dataset": dataset, "model": "tiny-cnn",
+                        "train_subset": subset, "batch": 32, "steps": steps, "validation": 200 }],
+            "seeds": 1, "seed": seed
+        },
+        "every": 1, "top": 2
+    })
+}
+
+/// A tiny search with a held-out protocol (Fashion-MNIST, checked every generation), two elites
+/// and noise-aware selection over up to three seed groups.
+fn held_out_fixture() -> Fixture {
+    let base = Fixture::new(&tiny_config(5, 3));
+    let patched = base.config_with(serde_json::json!({
+        "holdout": holdout("fashion-mnist", 400, 40, 77),
+        "search": { "elites": 2, "max_seed_groups": 3 }
+    }));
+    Fixture::new(&std::fs::read_to_string(patched).unwrap())
+}
+
+#[test]
+fn sigkill_in_the_middle_of_a_held_out_stage_or_a_re_evaluation_then_resume_is_exact() {
+    kill_and_resume(&held_out_fixture(), &[], |history| {
+        let at = |i: usize| {
+            (
+                history[i]["stage"].as_str().unwrap(),
+                history[i]["seeds"].as_u64().unwrap(),
+            )
+        };
+        // Right after a held-out line that another follows (mid-stage), and right after a
+        // survivor's re-evaluation on a fresh seed group.
+        let mut targets: Vec<usize> = (1..history.len())
+            .filter(|&i| at(i - 1).0 == "holdout" && at(i).0 == "holdout")
+            .take(2)
+            .chain((1..history.len()).filter(|&i| at(i - 1).1 > 1).take(2))
+            .collect();
+        targets.sort();
+        targets.dedup();
+        targets
+    });
+}
+
+#[test]
+fn survivors_are_re_scored_on_fresh_seeds_up_to_the_cap_and_compared_with_adam_on_the_same() {
+    let f = held_out_fixture();
+    let run = f.path("run");
+    ok(f.start(&run, &[]));
+    let lines = history(&run);
+    let full: Vec<&serde_json::Value> = lines.iter().filter(|e| e["stage"] == "full").collect();
+    let mut groups: BTreeMap<String, Vec<u64>> = BTreeMap::new();
+    for e in full.iter().filter(|e| e["cached"] == false) {
+        groups
+            .entry(e["hash"].as_str().unwrap().into())
+            .or_default()
+            .push(e["seeds"].as_u64().unwrap());
+    }
+    // Each training of a genome adds one seed group: 1, 2, 3 and never more.
+    assert!(
+        groups
+            .values()
+            .all(|g| *g == (1..=g.len() as u64).collect::<Vec<_>>() && g.len() <= 3),
+        "{groups:?}"
+    );
+    assert!(
+        groups.values().any(|g| g.len() >= 2),
+        "no survivor was re-scored: {groups:?}"
+    );
+    // A re-scored line carries the mean over all its seeds; the runs are the new group's
+    // seeds added to the earlier ones, and Adam's baseline holds as many seed groups.
+    let rescored = full
+        .iter()
+        .find(|e| e["seeds"].as_u64() == Some(2) && e["cached"] == false)
+        .unwrap();
+    let runs = rescored["score"]["tasks"][0]["runs"].as_array().unwrap();
+    assert_eq!(runs.len(), 2);
+    assert_eq!(
+        rescored["steps"], 30,
+        "a re-scoring costs one seed group's steps"
+    );
+    assert_ne!(runs[0]["seed"], runs[1]["seed"]);
+    let mean = (runs[0]["fitness"].as_f64().unwrap() + runs[1]["fitness"].as_f64().unwrap()) / 2.0;
+    assert!((rescored["score"]["tasks"][0]["fitness"].as_f64().unwrap() - mean).abs() < 1e-12);
+    let cp: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("checkpoint.json")).unwrap())
+            .unwrap();
+    let adam_runs = cp["full"]["baseline"][0]["runs"].as_array().unwrap();
+    let most = groups.values().map(Vec::len).max().unwrap();
+    assert_eq!(
+        adam_runs.len(),
+        most,
+        "Adam trained on every seed group in use"
+    );
+    assert_eq!(
+        adam_runs[1]["seed"], runs[1]["seed"],
+        "paired on the same seeds"
+    );
+    // The report gives the paired comparison and the seeds behind each score.
+    let report = String::from_utf8(ok(evolve(&["report", run.to_str().unwrap()])).stdout).unwrap();
+    assert!(
+        report.contains("paired runs") && report.contains("Spearman"),
+        "{report}"
+    );
+}
+
+/// A fabricated search result: a run of one generation whose full stage is done, where the
+/// search winner `sluggish` (SGD at lr 1e-7: it cannot learn anything) was handed a search score
+/// of 1.5× Adam. Only the held-out check is left to run.
+fn fabricated_run(f: &Fixture, dir: &std::path::Path) -> Genome {
+    let mut config: Config = serde_json::from_str(
+        &std::fs::read_to_string(f.config_with(serde_json::json!({
+            "search": { "population": 3, "generations": 1, "elites": 1, "tournament": 2 },
+            "holdout": holdout("cifar10", 600, 80, 5)
+        })))
+        .unwrap(),
+    )
+    .unwrap();
+    config.search.include_shipped = false;
+    let sluggish = Genome {
+        name: Some("sluggish".into()),
+        terms: vec![Term {
+            kind: TermKind::Gradient,
+            weight: 1.0,
+        }],
+        lr: 1e-7,
+        ..adam_baseline()
+    };
+    let faster_adam = Genome {
+        name: Some("adam-2e-3".into()),
+        lr: 2e-3,
+        ..adam_baseline()
+    };
+    let population = vec![sluggish.clone(), faster_adam, adam_baseline()];
+    let score = |fitness: f64| {
+        let run = RunMetrics {
+            seed: 1,
+            val_acc: fitness,
+            test_acc: None,
+            fitness: None,
+            losses: Vec::new(),
+            steps: 30,
+            diverged: false,
+            seconds: 0.0,
+            train_seconds: 0.0,
+        };
+        vec![TaskScore::from_runs("cifar10", vec![run])]
+    };
+    let baseline = score(0.4);
+    let evaluations: Vec<Evaluation> = population
+        .iter()
+        .zip([0.6, 0.44, 0.4])
+        .enumerate()
+        .map(|(index, (g, fitness))| Evaluation {
+            generation: 0,
+            index,
+            hash: g.hash(),
+            genome: g.clone(),
+            stage: Stage::Full,
+            seeds: 1,
+            score: Score::new(score(fitness), &baseline),
+            steps: 30,
+            cached: false,
+            seconds: 0.0,
+        })
+        .collect();
+    let memo = evaluations
+        .iter()
+        .map(|e| (e.hash.clone(), e.score.clone()))
+        .collect();
+    let checkpoint = Checkpoint {
+        version: CHECKPOINT_VERSION,
+        ga: Ga::new(1, config.ga.clone(), 30),
+        generation: 0,
+        reevaluate: vec![None; 3],
+        population,
+        full: StageState {
+            baseline: Some(baseline),
+            baseline_cost: None,
+            memo,
+            results: evaluations.iter().cloned().map(Some).collect(),
+        },
+        screen: StageState {
+            results: vec![None; 3],
+            ..StageState::default()
+        },
+        holdout: StageState::default(),
+        best: Some(evaluations[0].clone()),
+        leaders: evaluations.clone(),
+        best_holdout: None,
+        config,
+        generations: Vec::new(),
+        total_steps: 90,
+        evaluations: 3,
+        reused: 0,
+        history_len: 0,
+        batch_candidates: 1,
+    };
+    let run = RunDir::create(dir).unwrap();
+    run.save(&checkpoint).unwrap();
+    sluggish
+}
+
+#[test]
+fn the_winner_is_chosen_on_the_held_out_protocol_when_the_search_winner_loses_there() {
+    let f = Fixture::new(&tiny_config(3, 1));
+    let run = f.path("run");
+    let sluggish = fabricated_run(&f, &run);
+    let out = ok(f.resume(&run, &[]));
+    let best = Genome::load(&run.join("best.json")).unwrap();
+    let best_search = Genome::load(&run.join("best-search.json")).unwrap();
+    assert_eq!(
+        best_search.hash(),
+        sluggish.hash(),
+        "best-search.json keeps the search winner"
+    );
+    assert_ne!(best.hash(), sluggish.hash(), "best.json is chosen held out");
+    let held: Vec<serde_json::Value> = history(&run)
+        .into_iter()
+        .filter(|e| e["stage"] == "holdout")
+        .collect();
+    assert_eq!(held.len(), 3, "the top 2 and Adam");
+    let top = held
+        .iter()
+        .max_by(|a, b| {
+            a["score"]["vs_adam"]
+                .as_f64()
+                .partial_cmp(&b["score"]["vs_adam"].as_f64())
+                .unwrap()
+        })
+        .unwrap();
+    assert_eq!(top["hash"].as_str(), Some(best.hash().as_str()));
+    let sluggish_held = held
+        .iter()
+        .find(|e| e["hash"] == sluggish.hash().as_str())
+        .unwrap();
+    assert!(sluggish_held["score"]["vs_adam"].as_f64().unwrap() < 1.0);
+    let summary = std::fs::read_to_string(run.join("summary.md")).unwrap();
+    let said = String::from_utf8_lossy(&out.stdout);
+    for text in [summary.as_str(), &said] {
+        assert!(text.contains("its lead disappears held out"), "{text}");
+    }
+    assert!(
+        summary.contains("## Generalization")
+            && summary.contains("best.json: chosen on the held-out protocol")
+    );
+    let json: serde_json::Value =
+        serde_json::from_slice(&ok(evolve(&["report", run.to_str().unwrap(), "--json"])).stdout)
+            .unwrap();
+    assert_eq!(json["search_winner"], sluggish.hash().as_str());
+    assert_eq!(json["winner"], best.hash().as_str());
+    assert!((json["rows"][0]["search"].as_f64().unwrap() - 1.5).abs() < 1e-12);
+}
+
+#[test]
+fn a_version_2_run_scored_on_the_test_set_resumes_as_it_began() {
+    // Version 2 scored every genome once on the official test set.
+    let mut config: serde_json::Value = serde_json::from_str(&tiny_config(5, 3)).unwrap();
+    config["protocol"]["tasks"][0]["score_on"] = "test".into();
+    old_checkpoint_resumes_exactly(&Fixture::new(&config.to_string()), |cp| {
+        // As version 2 wrote it: no split, no seed groups, no held-out stage.
+        let o = cp.as_object_mut().unwrap();
+        for key in ["reevaluate", "leaders", "holdout", "best_holdout"] {
+            o.remove(key);
+        }
+        o.insert("version".into(), 2.into());
+        let task = cp["config"]["protocol"]["tasks"][0]
+            .as_object_mut()
+            .unwrap();
+        task.remove("score_on");
+        task.remove("validation");
+        cp["config"]["search"]
+            .as_object_mut()
+            .unwrap()
+            .remove("max_seed_groups");
+    });
+}
