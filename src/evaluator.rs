@@ -17,7 +17,8 @@ use tch::Device;
 pub struct Evaluator {
     protocol: Protocol,
     device: Device,
-    data: Rc<HashMap<DatasetKind, Dataset>>,
+    /// Datasets on the device, shared with the evaluators made from this one.
+    data: HashMap<DatasetKind, Rc<Dataset>>,
     /// Adam's scores over the seed groups trained so far (see `Protocol::run_seed`).
     baseline: Option<Vec<TaskScore>>,
     /// Told (steps done, steps in all) as the genomes being scored train.
@@ -32,15 +33,31 @@ pub struct Evaluator {
 impl Evaluator {
     /// Loads every dataset the protocol needs from `root` and moves it onto `device` once.
     pub fn new(protocol: &Protocol, device: Device, root: &Path) -> Result<Evaluator> {
-        let mut data = HashMap::new();
-        for (i, task) in protocol.tasks.iter().enumerate() {
-            if let std::collections::hash_map::Entry::Vacant(slot) = data.entry(task.dataset) {
-                slot.insert(Dataset::load(task.dataset, root)?.to_device(device));
+        let empty = Evaluator {
+            protocol: protocol.clone(),
+            device,
+            data: HashMap::new(),
+            baseline: None,
+            on_steps: None,
+            batch_candidates: 1,
+            report_test: true,
+        };
+        empty.for_protocol(protocol, root)
+    }
+
+    /// An evaluator for another protocol (a held-out one) with the same settings, sharing the
+    /// datasets already on the device and loading the others from `root`.
+    pub fn for_protocol(&self, protocol: &Protocol, root: &Path) -> Result<Evaluator> {
+        let mut data = self.data.clone();
+        for task in &protocol.tasks {
+            if !data.contains_key(&task.dataset) {
+                let loaded = Dataset::load(task.dataset, root)?.to_device(self.device);
+                data.insert(task.dataset, Rc::new(loaded));
             }
             let available = data[&task.dataset].train_y.size()[0];
             task.check_sizes(available).map_err(|m| {
                 Error::Usage(format!(
-                    "field `protocol.tasks[{i}]` ({}) with {} under {}: {m}",
+                    "task `{}` ({} under {}): {m}",
                     task.name,
                     task.dataset.dir_name(),
                     root.display()
@@ -49,12 +66,12 @@ impl Evaluator {
         }
         Ok(Evaluator {
             protocol: protocol.clone(),
-            device,
-            data: Rc::new(data),
+            device: self.device,
+            data,
             baseline: None,
-            on_steps: None,
-            batch_candidates: 1,
-            report_test: true,
+            on_steps: self.on_steps.clone(),
+            batch_candidates: self.batch_candidates,
+            report_test: self.report_test,
         })
     }
 
@@ -67,7 +84,7 @@ impl Evaluator {
         Evaluator {
             protocol: self.protocol.at_budget(fraction),
             device: self.device,
-            data: Rc::clone(&self.data),
+            data: self.data.clone(),
             baseline: None,
             on_steps: self.on_steps.clone(),
             batch_candidates: self.batch_candidates,

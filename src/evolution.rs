@@ -163,24 +163,22 @@ pub fn resume(
 /// on fresh seeds) → held-out check (when due) → breed.
 fn run(dir: &RunDir, mut cp: Checkpoint, options: &RunOptions) -> Result<Checkpoint> {
     let observer = &*options.observer;
-    let evaluator = |stage: Stage| -> Result<Option<Evaluator>> {
-        let Some(protocol) = cp.protocol(stage) else {
-            return Ok(None);
-        };
-        if stage == Stage::Screen && !cp.config.fidelity.enabled {
-            return Ok(None);
-        }
-        let mut e = Evaluator::new(&protocol, options.device, &options.data_root)?;
-        e.batch_candidates = cp.batch_candidates;
-        // Screening only ranks genomes for promotion: its runs skip the test-set pass.
-        e.report_test = stage != Stage::Screen;
-        let watcher = Rc::clone(&options.observer);
-        e.on_steps = Some(Rc::new(move |done, total| watcher.steps(done, total)));
-        Ok(Some(e))
+    let mut full = Evaluator::new(&cp.config.protocol, options.device, &options.data_root)?;
+    full.batch_candidates = cp.batch_candidates;
+    let watcher = Rc::clone(&options.observer);
+    full.on_steps = Some(Rc::new(move |done, total| watcher.steps(done, total)));
+    let mut screen = match cp.config.fidelity.enabled {
+        true => Some(full.at_budget(cp.config.fidelity.budget)),
+        false => None,
     };
-    let mut full = evaluator(Stage::Full)?.expect("every run has a protocol");
-    let mut screen = evaluator(Stage::Screen)?;
-    let mut holdout = evaluator(Stage::Holdout)?;
+    if let Some(screen) = &mut screen {
+        // Screening only ranks genomes for promotion: its runs skip the test-set pass.
+        screen.report_test = false;
+    }
+    let mut holdout = match &cp.config.holdout {
+        Some(h) => Some(full.for_protocol(&h.protocol, &options.data_root)?),
+        None => None,
+    };
     for (stage, e) in [
         (Stage::Full, Some(&mut full)),
         (Stage::Screen, screen.as_mut()),

@@ -477,9 +477,17 @@ pub fn status_text(
         _ => String::new(),
     };
     s += &format!("elapsed {}{eta}\n", clock(elapsed));
+    if let Some(held) = &cp.best_holdout {
+        s += &format!(
+            "best held out: {:.4}× Adam on the held-out protocol  {}  (best.json)\n    {}\n",
+            held.score.vs_adam,
+            held.genome.label(),
+            held.genome.describe()
+        );
+    }
     if let Some(best) = &cp.best {
         s += &format!(
-            "best so far: {:.4}× Adam  {}  (generation {}, #{})\n    {}\n",
+            "best so far by search score: {:.4}× Adam  {}  (generation {}, #{})\n    {}\n",
             best.score.vs_adam,
             best.genome.label(),
             best.generation,

@@ -348,7 +348,7 @@ fn a_log_gets_a_line_per_evaluation_and_generation_and_status_reads_the_run() {
         "finished",
         "generation 3 of 3",
         "genomes scored 15 of 15",
-        "best so far:",
+        "best so far by search score:",
         "top 5",
         &format!("training steps {}", total_steps(&run)),
     ] {

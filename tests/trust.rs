@@ -274,6 +274,8 @@ fn the_winner_is_chosen_on_the_held_out_protocol_when_the_search_winner_loses_th
     assert_eq!(json["search_winner"], sluggish.hash().as_str());
     assert_eq!(json["winner"], best.hash().as_str());
     assert!((json["rows"][0]["search"].as_f64().unwrap() - 1.5).abs() < 1e-12);
+    let status = String::from_utf8(ok(evolve(&["status", run.to_str().unwrap()])).stdout).unwrap();
+    assert!(status.contains("best held out"), "{status}");
 }
 
 #[test]
