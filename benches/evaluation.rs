@@ -65,6 +65,7 @@ fn main() {
             // The reference scores on the test set: so does this measurement.
             score_on: ScoreOn::Test,
             validation: 5000,
+            score_images: None,
         };
         (0..runs as u64)
             .map(|seed| {

@@ -33,11 +33,14 @@ impl Protocol {
         self.tasks.iter().map(|t| t.steps).sum::<u64>() * self.seeds
     }
 
-    /// The same protocol with every task cut to `fraction` of its steps (at least one).
-    pub fn at_budget(&self, fraction: f64) -> Protocol {
+    /// The screening rung of multi-fidelity selection: every task cut to `budget` of its steps
+    /// (at least one) and, when `score_images` is set, scored on the first that many images of
+    /// its scoring split (the same images for every genome).
+    pub fn screening(&self, fidelity: &Fidelity) -> Protocol {
         let mut p = self.clone();
         for t in &mut p.tasks {
-            t.steps = ((t.steps as f64 * fraction).ceil() as u64).max(1);
+            t.steps = ((t.steps as f64 * fidelity.budget).ceil() as u64).max(1);
+            t.score_images = fidelity.score_images;
         }
         p
     }
@@ -297,6 +300,11 @@ pub struct Fidelity {
     pub budget: f64,
     /// Fraction of a generation's screened candidates trained in full (rounded down, at least one).
     pub promote: f64,
+    /// Screening scores on the first this many images of each task's scoring split (their
+    /// score only ranks genomes for promotion); `null`: the whole split. The full rung always
+    /// scores on the whole split.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub score_images: Option<i64>,
 }
 
 impl Default for Fidelity {
@@ -305,6 +313,7 @@ impl Default for Fidelity {
             enabled: false,
             budget: 0.125,
             promote: 0.2,
+            score_images: None,
         }
     }
 }
@@ -467,6 +476,12 @@ impl Config {
             ));
         }
         let f = &self.fidelity;
+        if f.score_images.is_some_and(|n| n < 1) {
+            return Err(format!(
+                "field `fidelity.score_images`: {:?}; allowed: an integer ≥ 1, or null (the whole split)",
+                f.score_images
+            ));
+        }
         if !(f.budget > 0.0 && f.budget <= 1.0 && f.promote > 0.0 && f.promote <= 1.0) {
             return Err(format!(
                 "field `fidelity`: budget {}, promote {}; allowed: both in (0, 1]",

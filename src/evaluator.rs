@@ -50,9 +50,9 @@ impl Evaluator {
     pub fn for_protocol(&self, protocol: &Protocol, root: &Path) -> Result<Evaluator> {
         let mut data = self.data.clone();
         for task in &protocol.tasks {
-            if !data.contains_key(&task.dataset) {
+            if let std::collections::hash_map::Entry::Vacant(slot) = data.entry(task.dataset) {
                 let loaded = Dataset::load(task.dataset, root)?.to_device(self.device);
-                data.insert(task.dataset, Rc::new(loaded));
+                slot.insert(Rc::new(loaded));
             }
             let available = data[&task.dataset].train_y.size()[0];
             task.check_sizes(available).map_err(|m| {
@@ -79,10 +79,11 @@ impl Evaluator {
         &self.protocol
     }
 
-    /// An evaluator for the same protocol cut to `fraction` of its steps, sharing the data.
-    pub fn at_budget(&self, fraction: f64) -> Evaluator {
+    /// The evaluator of multi-fidelity's screening rung (see `Protocol::screening`), sharing the
+    /// data.
+    pub fn screening(&self, fidelity: &crate::config::Fidelity) -> Evaluator {
         Evaluator {
-            protocol: self.protocol.at_budget(fraction),
+            protocol: self.protocol.screening(fidelity),
             device: self.device,
             data: self.data.clone(),
             baseline: None,

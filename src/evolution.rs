@@ -168,7 +168,7 @@ fn run(dir: &RunDir, mut cp: Checkpoint, options: &RunOptions) -> Result<Checkpo
     let watcher = Rc::clone(&options.observer);
     full.on_steps = Some(Rc::new(move |done, total| watcher.steps(done, total)));
     let mut screen = match cp.config.fidelity.enabled {
-        true => Some(full.at_budget(cp.config.fidelity.budget)),
+        true => Some(full.screening(&cp.config.fidelity)),
         false => None,
     };
     if let Some(screen) = &mut screen {

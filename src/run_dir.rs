@@ -165,7 +165,7 @@ impl Checkpoint {
         let c = &self.config;
         match stage {
             Stage::Full => Some(c.protocol.clone()),
-            Stage::Screen => Some(c.protocol.at_budget(c.fidelity.budget)),
+            Stage::Screen => Some(c.protocol.screening(&c.fidelity)),
             Stage::Holdout => c.holdout.as_ref().map(|h| h.protocol.clone()),
         }
     }

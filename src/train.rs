@@ -33,6 +33,10 @@ pub struct Task {
     /// every training subset when `score_on` is `validation`.
     #[serde(default = "default_validation")]
     pub validation: i64,
+    /// Score on only the first this many images of the scoring split (multi-fidelity's
+    /// screening rung sets it; see `Protocol::screening`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub score_images: Option<i64>,
 }
 
 fn is_fp32(p: &Precision) -> bool {
@@ -67,8 +71,17 @@ impl Task {
         }
     }
 
-    /// The images and labels fitness accuracy is measured on.
+    /// The images and labels fitness accuracy is measured on: the scoring split, or its first
+    /// `score_images` images.
     pub fn scoring_split(&self, data: &Dataset) -> (Tensor, Tensor) {
+        let (x, y) = self.whole_scoring_split(data);
+        match self.score_images {
+            Some(n) if n < y.size()[0] => (x.narrow(0, 0, n), y.narrow(0, 0, n)),
+            _ => (x, y),
+        }
+    }
+
+    fn whole_scoring_split(&self, data: &Dataset) -> (Tensor, Tensor) {
         match self.score_on {
             ScoreOn::Test => (data.test_x.shallow_clone(), data.test_y.shallow_clone()),
             ScoreOn::Validation => {

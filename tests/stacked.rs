@@ -21,6 +21,7 @@ fn task() -> Task {
         precision: Default::default(),
         score_on: ScoreOn::Test,
         validation: 200,
+        score_images: None,
     }
 }
 

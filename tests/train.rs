@@ -20,6 +20,7 @@ fn task(steps: u64) -> Task {
         precision: Precision::Fp32,
         score_on: ScoreOn::Test,
         validation: 200,
+        score_images: None,
     }
 }
 
@@ -351,4 +352,44 @@ fn scoring_on_the_test_set_reports_the_test_accuracy_it_scored() {
     };
     let run = train_run(&held, &adam_baseline(), 7, &data, Device::Cpu, &|_| {}).unwrap();
     assert!(run.test_acc.is_some_and(|t| t > 0.0) && run.val_acc > 0.0);
+}
+
+#[test]
+fn screening_scores_every_genome_on_the_same_first_images_of_the_split() {
+    let (_dir, data) = cifar();
+    let n = data.train_y.size()[0];
+    let full = Protocol {
+        tasks: vec![Task {
+            score_on: ScoreOn::Validation,
+            validation: 200,
+            ..task(40)
+        }],
+        seeds: 1,
+        seed: 0,
+    };
+    let fidelity = evolve::config::Fidelity {
+        enabled: true,
+        budget: 0.25,
+        promote: 0.5,
+        score_images: Some(50),
+    };
+    let screen = full.screening(&fidelity);
+    assert_eq!(screen.tasks[0].steps, 10);
+    let (x, y) = screen.tasks[0].scoring_split(&data);
+    // The first 50 images of the validation split: fixed by the task, not drawn per run.
+    assert!(
+        x.equal(&data.train_x.narrow(0, n - 200, 50))
+            && y.equal(&data.train_y.narrow(0, n - 200, 50))
+    );
+    let (whole, _) = full.tasks[0].scoring_split(&data);
+    assert_eq!(whole.size()[0], 200, "the full rung keeps the whole split");
+    let mut evaluator = Evaluator::new(&full, Device::Cpu, _dir.path())
+        .unwrap()
+        .screening(&fidelity);
+    let scores = evaluator.evaluate(&[shipped("lion")]).unwrap();
+    let acc = scores[0].tasks[0].val_acc_mean * 50.0;
+    assert!(
+        (acc - acc.round()).abs() < 1e-9,
+        "accuracy counted over 50 images: {acc}"
+    );
 }
