@@ -2,9 +2,10 @@
 //! walking the gene table (`genes::GENES`).
 //!
 //! All randomness comes from one seeded ChaCha stream that the checkpoint saves and restores, so
-//! a resumed run breeds exactly the children an uninterrupted one would. lr, ε and weight decay
-//! move in log10 space (their files hold plain values); β moves in clamped additive steps; term
-//! weights move by log-normal factors. Mutation strength falls linearly over the generations.
+//! a resumed run breeds exactly the children an uninterrupted one would. lr, ε, weight decay and
+//! clipping move in log10 space (their files hold plain values); β and Lookahead's α move in
+//! clamped additive steps; term weights move by log-normal factors. Mutation strength falls
+//! linearly over the generations.
 use crate::config::GaParams;
 use crate::genes::{copy_gene, GeneKind, GENES, SIGN_DECAYS};
 use crate::genome::{Genome, Lookahead, SignDecay, Term, TermKind};

@@ -276,6 +276,22 @@ fn the_winner_is_chosen_on_the_held_out_protocol_when_the_search_winner_loses_th
     assert!((json["rows"][0]["search"].as_f64().unwrap() - 1.5).abs() < 1e-12);
     let status = String::from_utf8(ok(evolve(&["status", run.to_str().unwrap()])).stdout).unwrap();
     assert!(status.contains("best held out"), "{status}");
+    // The export of the run is best.json, with the held-out scores it was chosen by.
+    let exported = String::from_utf8(
+        ok(evolve(&[
+            "export",
+            run.to_str().unwrap(),
+            "--format",
+            "pytorch",
+        ]))
+        .stdout,
+    )
+    .unwrap();
+    assert!(
+        exported.contains(&best.hash()) || exported.contains(best.name.as_deref().unwrap()),
+        "exports best.json"
+    );
+    assert!(exported.contains("held-out val acc"), "{exported}");
 }
 
 #[test]

@@ -6,7 +6,8 @@ use crate::genome::Genome;
 use crate::run_dir::{RunDir, BEST};
 use std::path::Path;
 
-/// The genome to export and, for a run, its scores: a run directory gives its best genome, a
+/// The genome to export and, for a run, its scores: a run directory gives its `best.json` (the
+/// best held out when the run has a held-out protocol) with the scores it was chosen by, a
 /// genome file gives itself.
 pub fn source(path: &Path) -> Result<(Genome, Option<Score>)> {
     if path.is_dir() {
@@ -18,12 +19,14 @@ pub fn source(path: &Path) -> Result<(Genome, Option<Score>)> {
                 format!("no {BEST} yet: the run has not finished an evaluation"),
             ));
         }
+        let genome = Genome::load(&best)?;
         let score = dir
             .load_checkpoint()
             .ok()
-            .and_then(|cp| cp.best)
-            .map(|b| b.score);
-        Ok((Genome::load(&best)?, score))
+            .and_then(|cp| cp.winner().cloned())
+            .filter(|w| w.hash == genome.hash())
+            .map(|w| w.score);
+        Ok((genome, score))
     } else {
         Ok((Genome::load(path)?, None))
     }
