@@ -58,10 +58,15 @@ impl Protocol {
             return Err(format!("field `{field}.seeds`: 0; allowed: an integer ≥ 1"));
         }
         for (i, t) in self.tasks.iter().enumerate() {
-            if t.steps == 0 || t.batch <= 0 || t.train_subset < t.batch || t.validation < 1 {
+            if t.steps == 0
+                || t.batch <= 0
+                || t.train_subset < t.batch
+                || t.validation < 1
+                || t.score_images.is_some_and(|n| n < 1)
+            {
                 return Err(format!(
-                    "field `{field}.tasks[{i}]` ({}): steps {}, batch {}, train_subset {}, validation {}; allowed: steps ≥ 1, batch ≥ 1, train_subset ≥ batch, validation ≥ 1",
-                    t.name, t.steps, t.batch, t.train_subset, t.validation
+                    "field `{field}.tasks[{i}]` ({}): steps {}, batch {}, train_subset {}, validation {}, score_images {:?}; allowed: steps ≥ 1, batch ≥ 1, train_subset ≥ batch, validation ≥ 1, score_images ≥ 1 or absent",
+                    t.name, t.steps, t.batch, t.train_subset, t.validation, t.score_images
                 ));
             }
             if self.tasks[..i].iter().any(|o| o.name == t.name) {

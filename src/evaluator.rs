@@ -45,6 +45,19 @@ impl Evaluator {
         empty.for_protocol(protocol, root)
     }
 
+    /// An evaluator for `protocol` with this one's settings and `data`, and no baseline yet.
+    fn sharing(&self, protocol: Protocol, data: HashMap<DatasetKind, Rc<Dataset>>) -> Evaluator {
+        Evaluator {
+            protocol,
+            device: self.device,
+            data,
+            baseline: None,
+            on_steps: self.on_steps.clone(),
+            batch_candidates: self.batch_candidates,
+            report_test: self.report_test,
+        }
+    }
+
     /// An evaluator for another protocol (a held-out one) with the same settings, sharing the
     /// datasets already on the device and loading the others from `root`.
     pub fn for_protocol(&self, protocol: &Protocol, root: &Path) -> Result<Evaluator> {
@@ -64,15 +77,7 @@ impl Evaluator {
                 ))
             })?;
         }
-        Ok(Evaluator {
-            protocol: protocol.clone(),
-            device: self.device,
-            data,
-            baseline: None,
-            on_steps: self.on_steps.clone(),
-            batch_candidates: self.batch_candidates,
-            report_test: self.report_test,
-        })
+        Ok(self.sharing(protocol.clone(), data))
     }
 
     pub fn protocol(&self) -> &Protocol {
@@ -82,15 +87,7 @@ impl Evaluator {
     /// The evaluator of multi-fidelity's screening rung (see `Protocol::screening`), sharing the
     /// data.
     pub fn screening(&self, fidelity: &crate::config::Fidelity) -> Evaluator {
-        Evaluator {
-            protocol: self.protocol.screening(fidelity),
-            device: self.device,
-            data: self.data.clone(),
-            baseline: None,
-            on_steps: self.on_steps.clone(),
-            batch_candidates: self.batch_candidates,
-            report_test: self.report_test,
-        }
+        self.sharing(self.protocol.screening(fidelity), self.data.clone())
     }
 
     /// Trains `genomes` on every task and on seed group `group` (runs `group·seeds ..

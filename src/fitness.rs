@@ -80,8 +80,12 @@ impl TaskScore {
         TaskScore::with_fitness(&self.task, runs, fitness)
     }
 
-    /// The score over this task's first `n` runs (Adam's baseline on the seeds a genome has).
+    /// The score over this task's first `n` runs (Adam's baseline on the seeds a genome has);
+    /// itself, unchanged, when it has no more than `n`.
     pub fn first_runs(&self, n: usize) -> TaskScore {
+        if n >= self.runs.len() {
+            return self.clone();
+        }
         let runs: Vec<RunMetrics> = self.runs.iter().take(n).cloned().collect();
         let fitness = runs.iter().map(run_fitness).sum::<f64>() / runs.len().max(1) as f64;
         TaskScore::with_fitness(&self.task, runs, fitness)
@@ -186,14 +190,10 @@ impl Score {
     pub fn new(tasks: Vec<TaskScore>, baseline: &[TaskScore]) -> Score {
         let n = tasks.len().max(1) as f64;
         let raw = tasks.iter().map(|t| t.fitness).sum::<f64>() / n;
-        let adam = |t: &TaskScore, b: &TaskScore| match b.runs.len() > t.runs.len() {
-            true => b.first_runs(t.runs.len()).fitness,
-            false => b.fitness,
-        };
         let vs_adam = tasks
             .iter()
             .zip(baseline)
-            .map(|(t, b)| t.fitness / adam(t, b))
+            .map(|(t, b)| t.fitness / b.first_runs(t.runs.len()).fitness)
             .sum::<f64>()
             / n;
         Score {

@@ -198,6 +198,26 @@ impl Checkpoint {
             .or(self.screen.results[i].as_ref())
     }
 
+    /// A survivor due for re-scoring on seed group `group` must have been scored on exactly
+    /// `group` groups (or `group + 1`, once re-scored), below the run's cap.
+    fn check_reevaluation(&self, i: usize, group: u64) -> std::result::Result<(), String> {
+        let seeds = self.config.protocol.seeds;
+        let groups = self
+            .full
+            .memo
+            .get(&self.population[i].hash())
+            .map(|s| s.seeds() as u64 / seeds);
+        let due = (1..self.config.search.max_seed_groups).contains(&group);
+        if !due || !groups.is_some_and(|g| g == group || g == group + 1) {
+            return Err(format!(
+                "field `reevaluate[{i}]`: seed group {group}, but population[{i}] was scored on {} seed group(s) of at most {}; allowed: null or the next group",
+                groups.map_or("no".into(), |g| g.to_string()),
+                self.config.search.max_seed_groups
+            ));
+        }
+        Ok(())
+    }
+
     /// Checks that the checkpoint describes a run this program can continue: a valid config,
     /// one slot per genome, valid genomes that match their evaluations, finite scores and a
     /// usable baseline. The message names the field.
@@ -241,6 +261,9 @@ impl Checkpoint {
             genome
                 .validate()
                 .map_err(|m| format!("field `population[{i}]`: {m}"))?;
+            if let Some(group) = self.reevaluate[i] {
+                self.check_reevaluation(i, group)?;
+            }
             for (field, stage, state) in [
                 ("full", Stage::Full, &self.full),
                 ("screen", Stage::Screen, &self.screen),
@@ -277,14 +300,26 @@ impl Checkpoint {
             ("screen", Stage::Screen, &self.screen),
             ("holdout", Stage::Holdout, &self.holdout),
         ] {
-            let tasks: Vec<String> = self.protocol(stage).map_or(Vec::new(), |p| {
-                p.tasks.into_iter().map(|t| t.name).collect()
+            let protocol = self.protocol(stage);
+            let tasks: Vec<String> = protocol.as_ref().map_or(Vec::new(), |p| {
+                p.tasks.iter().map(|t| t.name.clone()).collect()
             });
             if let Some(b) = &state.baseline {
                 let names: Vec<String> = b.iter().map(|t| t.task.clone()).collect();
                 if names != tasks {
                     return Err(format!(
                         "field `{field}.baseline`: scores for tasks {names:?}, but the protocol's tasks are {tasks:?}"
+                    ));
+                }
+                // Adam is trained on whole seed groups, every task alike.
+                let seeds = protocol.as_ref().map_or(1, |p| p.seeds as usize);
+                let runs: Vec<usize> = b.iter().map(|t| t.runs.len()).collect();
+                if runs
+                    .iter()
+                    .any(|&r| r == 0 || r % seeds != 0 || r != runs[0])
+                {
+                    return Err(format!(
+                        "field `{field}.baseline`: {runs:?} runs per task; allowed: the same whole number of seed groups ({seeds} runs each) for every task"
                     ));
                 }
                 crate::fitness::check_baseline(b)

@@ -302,10 +302,12 @@ pub fn train_stacked(
         false => accuracy(&trainer.model, data, &x, &y),
     };
     let scored = measure(task.scoring_split(data));
-    let test = match (report_test, task.score_on) {
-        (false, _) => None,
-        (true, ScoreOn::Test) => Some(scored.clone()),
-        (true, ScoreOn::Validation) => Some(measure((
+    // Scored on the whole test set already: that is the test accuracy.
+    let scored_is_test = task.score_on == ScoreOn::Test && task.score_images.is_none();
+    let test = match report_test {
+        false => None,
+        true if scored_is_test => Some(scored.clone()),
+        true => Some(measure((
             data.test_x.shallow_clone(),
             data.test_y.shallow_clone(),
         ))),

@@ -208,7 +208,8 @@ proptest! {
             leaders: scores.iter().flatten().cloned().collect(),
             holdout: StageState::default(),
             best_holdout: None,
-            reevaluate: vec![Some(1); population],
+            // Scored genomes are due for their second seed group, as survivors would be.
+            reevaluate: (0..population).map(|i| scored[i].then_some(1)).collect(),
             full: StageState {
                 baseline: Some(baseline),
                 baseline_cost: Some(Cost { steps: 20, seconds: 0.5 }),

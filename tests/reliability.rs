@@ -413,6 +413,14 @@ fn hostile_config_values_are_refused_with_the_field_named() {
             "search.max_seed_groups",
         ),
         (
+            serde_json::json!({"fidelity": {"score_images": 0}}),
+            "fidelity.score_images",
+        ),
+        (
+            serde_json::json!({"protocol": {"tasks": [{"name": "c", "dataset": "cifar10", "model": "tiny-cnn", "train_subset": 100, "batch": 10, "steps": 5, "score_images": -3}], "seeds": 1}}),
+            "score_images",
+        ),
+        (
             serde_json::json!({"ga": {"lookahead_k": [0, 3]}}),
             "ga.lookahead_k",
         ),
@@ -526,6 +534,14 @@ fn resume_refuses_an_inconsistent_checkpoint_and_changes_nothing() {
         (
             "ga.lr_log10",
             Box::new(|cp| cp["config"]["ga"]["lr_log10"] = serde_json::json!([-1, -5])),
+        ),
+        (
+            "whole number of seed groups",
+            Box::new(|cp| cp["full"]["baseline"][0]["runs"] = serde_json::json!([])),
+        ),
+        (
+            "field `reevaluate[0]`",
+            Box::new(|cp| cp["reevaluate"][0] = serde_json::json!(7)),
         ),
     ];
     for (needle, edit) in cases {

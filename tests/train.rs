@@ -346,6 +346,18 @@ fn scoring_on_the_test_set_reports_the_test_accuracy_it_scored() {
     // Its accuracy is the test set's, so the test accuracy it reports is the same number.
     let run = train_run(&t, &adam_baseline(), 7, &data, Device::Cpu, &|_| {}).unwrap();
     assert_eq!(run.test_acc, Some(run.val_acc));
+    // Scored on part of the test set, it still reports the whole test set's accuracy.
+    let part = Task {
+        score_images: Some(50),
+        ..t.clone()
+    };
+    let partly = train_run(&part, &adam_baseline(), 7, &data, Device::Cpu, &|_| {}).unwrap();
+    assert_eq!(partly.test_acc, Some(run.val_acc));
+    let hits = partly.val_acc * 50.0;
+    assert!(
+        (hits - hits.round()).abs() < 1e-9,
+        "scored on 50 images: {hits}"
+    );
     let held = Task {
         score_on: ScoreOn::Validation,
         ..t
