@@ -1,7 +1,7 @@
 //! The command line as clap types: what `evolve` accepts, with its help text (ripgrep's
 //! `flags` module, in small). `main.rs` dispatches on it.
 use clap::{Args, Parser, Subcommand};
-use evolve::config::{ProtocolOverrides, SearchOverrides};
+use evolve::config::{ExecutorOverrides, ProtocolOverrides, SearchOverrides};
 use evolve::data::DatasetKind;
 use std::path::PathBuf;
 use tch::Device;
@@ -41,6 +41,9 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Train the work items of one task of a job (started by the `workers` and `slurm`
+    /// executors; results go into the run directory, which the driver merges).
+    Worker(evolve::executor::WorkerArgs),
     /// Download or verify datasets.
     #[command(subcommand)]
     Data(DataCommand),
@@ -130,6 +133,8 @@ pub struct EvolveArgs {
     pub protocol: ProtocolOverrides,
     #[command(flatten)]
     pub search: SearchOverrides,
+    #[command(flatten)]
+    pub executor: ExecutorOverrides,
 }
 
 pub fn at_least_one(s: &str) -> std::result::Result<usize, String> {

@@ -349,6 +349,121 @@ pub struct Config {
     pub ga: GaParams,
     #[serde(default)]
     pub fidelity: Fidelity,
+    /// Where evaluations run. Not part of what a run is: a resumed run may change it.
+    #[serde(default)]
+    pub executor: ExecutorConfig,
+}
+
+/// Which executor trains a stage's windows (see `executor`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "snake_case")]
+pub enum ExecutorKind {
+    /// In this process (the default).
+    #[default]
+    Local,
+    /// Worker processes on this machine, one per device (`devices`) or `workers` of them.
+    Workers,
+    /// One Slurm job array per stage; the run directory (on a shared filesystem) is where
+    /// work items and results meet.
+    Slurm,
+}
+
+/// The `executor` section: where evaluations run, and how faults are retried.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ExecutorConfig {
+    pub kind: ExecutorKind,
+    /// `workers`: worker processes when `devices` is empty (each on the run's `--device`).
+    pub workers: usize,
+    /// `workers`: one worker per device (`cuda:0`, `cuda:1`, …). `slurm`: the device of every
+    /// array task (the first entry; default `auto`, the GPU Slurm gave the task if any).
+    pub devices: Vec<String>,
+    /// `slurm`: extra `#SBATCH` arguments (`--partition=gpu`, `--gres=gpu:1`, `--time=1:00:00`).
+    pub sbatch_args: Vec<String>,
+    /// `slurm`: array tasks running at once (`--array=…%max_parallel`).
+    pub max_parallel: usize,
+    /// Times a failed task (non-zero exit, node failure, time limit, preemption) is resubmitted.
+    pub retries: u32,
+    /// `slurm`: windows per array task, to amortise process start and dataset load.
+    pub windows_per_task: usize,
+}
+
+impl Default for ExecutorConfig {
+    fn default() -> Self {
+        ExecutorConfig {
+            kind: ExecutorKind::Local,
+            workers: 1,
+            devices: Vec::new(),
+            sbatch_args: Vec::new(),
+            max_parallel: 64,
+            retries: 2,
+            windows_per_task: 1,
+        }
+    }
+}
+
+impl ExecutorConfig {
+    pub fn validate(&self) -> std::result::Result<(), String> {
+        if self.workers == 0 || self.max_parallel == 0 || self.windows_per_task == 0 {
+            return Err(format!(
+                "field `executor`: workers {}, max_parallel {}, windows_per_task {}; allowed: each ≥ 1",
+                self.workers, self.max_parallel, self.windows_per_task
+            ));
+        }
+        if self.retries > 100 {
+            return Err(format!(
+                "field `executor.retries`: {}; allowed: 0..=100",
+                self.retries
+            ));
+        }
+        for d in &self.devices {
+            let ok = matches!(d.as_str(), "auto" | "cpu" | "cuda")
+                || d.strip_prefix("cuda:")
+                    .is_some_and(|n| n.parse::<usize>().is_ok());
+            if !ok {
+                return Err(format!(
+                    "field `executor.devices`: `{d}`; allowed: auto, cpu, cuda, cuda:N"
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Command-line changes to the executor (for `evolve`; allowed on resume).
+#[derive(Clone, Debug, Default, clap::Args)]
+pub struct ExecutorOverrides {
+    /// Where evaluations run: local (this process), workers (processes on this machine) or
+    /// slurm (job arrays).
+    #[arg(long, value_enum)]
+    pub executor: Option<ExecutorKind>,
+    /// Worker processes for `--executor workers` on one device.
+    #[arg(long)]
+    pub workers: Option<usize>,
+    /// Comma-separated devices, one worker each (`--executor workers`), or the device of every
+    /// Slurm array task.
+    #[arg(long, value_delimiter = ',')]
+    pub devices: Vec<String>,
+    /// An extra sbatch argument (repeatable), after the config's: `--sbatch-arg=--gres=gpu:1`.
+    #[arg(long = "sbatch-arg", allow_hyphen_values = true)]
+    pub sbatch_args: Vec<String>,
+    /// Times a failed worker task is resubmitted.
+    #[arg(long)]
+    pub retries: Option<u32>,
+}
+
+impl ExecutorOverrides {
+    pub fn apply(&self, config: &mut Config) -> Result<()> {
+        let e = &mut config.executor;
+        e.kind = self.executor.unwrap_or(e.kind);
+        e.workers = self.workers.unwrap_or(e.workers);
+        if !self.devices.is_empty() {
+            e.devices = self.devices.clone();
+        }
+        e.sbatch_args.extend(self.sbatch_args.iter().cloned());
+        e.retries = self.retries.unwrap_or(e.retries);
+        checked(config)
+    }
 }
 
 /// Command-line changes to the protocol (for `evolve` and `evolve replay`).
@@ -493,6 +608,7 @@ impl Config {
                 f.budget, f.promote
             ));
         }
+        self.executor.validate()?;
         self.ga.validate()
     }
 

@@ -1,8 +1,8 @@
 //! The `Evaluator`: scores a slice of genomes under one protocol on one device.
 //!
-//! It takes a slice, not one genome, so that stacked candidates and multi-device fan-out can slot
-//! in behind this one function without the evolution loop changing: it trains up to
-//! `batch_candidates` of them side by side in one stacked network.
+//! It takes a slice, not one genome, so that stacked candidates slot in behind this one function:
+//! it trains up to `batch_candidates` of them side by side in one stacked network. Fan-out over
+//! processes, devices and machines is the `executor`'s, one level up.
 use crate::config::Protocol;
 use crate::data::{Dataset, DatasetKind};
 use crate::error::{Error, Result};
@@ -161,11 +161,6 @@ impl Evaluator {
         self.baseline_through(0)
     }
 
-    /// Restores a baseline computed earlier under the same protocol (from a checkpoint).
-    pub fn set_baseline(&mut self, baseline: Vec<TaskScore>) {
-        self.baseline = Some(baseline);
-    }
-
     /// Trains each genome on seed group `group` (Adam reuses its baseline's runs) and returns
     /// its task scores on that group alone.
     pub fn train_group(&mut self, genomes: &[Genome], group: u64) -> Result<Vec<Vec<TaskScore>>> {
@@ -177,18 +172,11 @@ impl Evaluator {
             .cloned()
             .collect();
         let mut trained = self.task_scores_many(&to_train, group)?.into_iter();
-        let runs = self.protocol.seeds as usize;
-        let skip = group as usize * runs;
+        let seeds = self.protocol.seeds as usize;
         Ok(genomes
             .iter()
             .map(|g| match g.hash() == adam {
-                true => baseline
-                    .iter()
-                    .map(|t| {
-                        let group_runs = t.runs[skip..skip + runs].to_vec();
-                        TaskScore::from_runs(&t.task, group_runs)
-                    })
-                    .collect(),
+                true => baseline_group(&baseline, group, seeds),
                 false => trained.next().expect("one per genome trained"),
             })
             .collect())
@@ -203,4 +191,13 @@ impl Evaluator {
             .map(|tasks| Score::new(tasks, &baseline))
             .collect())
     }
+}
+
+/// Adam's runs of seed group `group` alone, as a genome trained on that group would have them.
+pub fn baseline_group(baseline: &[TaskScore], group: u64, seeds: usize) -> Vec<TaskScore> {
+    let skip = group as usize * seeds;
+    baseline
+        .iter()
+        .map(|t| TaskScore::from_runs(&t.task, t.runs[skip..skip + seeds].to_vec()))
+        .collect()
 }

@@ -7,9 +7,11 @@
 //! back to the length the checkpoint recorded, so an evaluation interrupted before its checkpoint
 //! is simply redone.
 use crate::config::Config;
+use crate::config::ExecutorConfig;
 use crate::error::{Error, Result};
-use crate::evaluator::Evaluator;
-use crate::fitness::Score;
+use crate::evaluator::baseline_group;
+use crate::executor::{self, Executor, WorkItem, WorkResult};
+use crate::fitness::{Score, TaskScore};
 use crate::fsutil::{write_atomic, write_json_atomic};
 use crate::ga::Ga;
 use crate::genome::{adam_baseline, Genome, SHIPPED};
@@ -126,19 +128,23 @@ pub fn start(config: Config, out: &Path, options: &RunOptions) -> Result<Checkpo
     };
     dir.save(&checkpoint)?;
     dir.truncate_history(0)?;
-    run(&dir, checkpoint, options)
+    let executor = checkpoint.config.executor.clone();
+    run(&dir, checkpoint, options, &executor)
 }
 
 /// Continues the run in `path`. `requested` turns the run's saved config into the one the user
 /// asked for (a config file, flags); anything but the saved config is refused, so no flag is
-/// ever silently ignored.
+/// ever silently ignored. The executor is the exception: where evaluations run is not part of
+/// what a run is, so a run started locally may go on under Slurm and back.
 pub fn resume(
     path: &Path,
     requested: impl FnOnce(&Config) -> Result<Config>,
     options: &RunOptions,
 ) -> Result<Checkpoint> {
     let (dir, checkpoint) = RunDir::resume(path)?;
-    if requested(&checkpoint.config)? != checkpoint.config {
+    let mut wanted = requested(&checkpoint.config)?;
+    let executor = std::mem::replace(&mut wanted.executor, checkpoint.config.executor.clone());
+    if wanted != checkpoint.config {
         return Err(Error::run(
             path,
             "the requested config or flags differ from the run's saved config.json; a resumed run keeps its protocol and search settings (only --device and --data-dir may change)",
@@ -156,47 +162,44 @@ pub fn resume(
         }
     }
     dir.truncate_history(checkpoint.history_len)?;
-    run(&dir, checkpoint, options)
+    run(&dir, checkpoint, options, &executor)
 }
 
 /// The loop: for each generation left, screen → promote → full (new genomes, then survivors
-/// on fresh seeds) → held-out check (when due) → breed.
-fn run(dir: &RunDir, mut cp: Checkpoint, options: &RunOptions) -> Result<Checkpoint> {
+/// on fresh seeds) → held-out check (when due) → breed. `executor` trains the windows.
+fn run(
+    dir: &RunDir,
+    mut cp: Checkpoint,
+    options: &RunOptions,
+    executor: &ExecutorConfig,
+) -> Result<Checkpoint> {
     let observer = &*options.observer;
-    let mut full = Evaluator::new(&cp.config.protocol, options.device, &options.data_root)?;
-    full.batch_candidates = cp.batch_candidates;
     let watcher = Rc::clone(&options.observer);
-    full.on_steps = Some(Rc::new(move |done, total| watcher.steps(done, total)));
-    let mut screen = match cp.config.fidelity.enabled {
-        true => Some(full.screening(&cp.config.fidelity)),
-        false => None,
+    let context = executor::Context {
+        run: dir.path.clone(),
+        device: options.device,
+        data_root: options.data_root.clone(),
+        program: std::env::current_exe().map_err(|e| Error::io("evolve", e))?,
+        on_steps: Some(Rc::new(move |done, total| watcher.steps(done, total))),
     };
-    if let Some(screen) = &mut screen {
-        // Screening only ranks genomes for promotion: its runs skip the test-set pass.
-        screen.report_test = false;
-    }
-    let mut holdout = match &cp.config.holdout {
-        Some(h) => Some(full.for_protocol(&h.protocol, &options.data_root)?),
-        None => None,
-    };
-    for (stage, e) in [
-        (Stage::Full, Some(&mut full)),
-        (Stage::Screen, screen.as_mut()),
-        (Stage::Holdout, holdout.as_mut()),
-    ] {
-        if let Some(e) = e {
-            prepare_baseline(e, &mut cp, stage)?;
-        }
+    let mut exec = executor::build(executor, context)?;
+    let stages = [
+        (Stage::Full, true),
+        (Stage::Screen, cp.config.fidelity.enabled),
+        (Stage::Holdout, cp.config.holdout.is_some()),
+    ];
+    for (stage, _) in stages.iter().filter(|(_, on)| *on) {
+        prepare_baseline(&mut *exec, &mut cp, *stage)?;
     }
     dir.save(&cp)?;
     observer.started(&cp);
     while cp.generation < cp.config.search.generations {
-        if let Some(screen) = &mut screen {
-            screen_stage(screen, &mut cp, dir, observer)?;
+        if cp.config.fidelity.enabled {
+            screen_stage(&mut *exec, &mut cp, dir, observer)?;
         }
-        full_stage(&mut full, &mut cp, dir, observer)?;
-        if let Some(holdout) = holdout.as_mut().filter(|_| holdout_due(&cp)) {
-            holdout_stage(holdout, &mut cp, dir, observer)?;
+        full_stage(&mut *exec, &mut cp, dir, observer)?;
+        if holdout_due(&cp) {
+            holdout_stage(&mut *exec, &mut cp, dir, observer)?;
         }
         let stats = generation_stats(&cp);
         observer.generation_done(&stats, &cp);
@@ -210,7 +213,7 @@ fn run(dir: &RunDir, mut cp: Checkpoint, options: &RunOptions) -> Result<Checkpo
 
 /// Screens every genome of the generation not yet known in full (multi-fidelity).
 fn screen_stage(
-    screen: &mut Evaluator,
+    exec: &mut dyn Executor,
     cp: &mut Checkpoint,
     dir: &RunDir,
     observer: &dyn Observer,
@@ -223,13 +226,13 @@ fn screen_stage(
         })
         .collect();
     let pass = candidates(cp, &unscreened);
-    evaluate(screen, cp, dir, &pass, Stage::Screen, 0, observer)
+    evaluate(exec, cp, dir, &pass, Stage::Screen, 0, observer)
 }
 
 /// Trains the promoted genomes under the full protocol: new ones on the protocol's seeds, then
 /// survivors on their next seed group (noise-aware selection), one seed group at a time.
 fn full_stage(
-    full: &mut Evaluator,
+    exec: &mut dyn Executor,
     cp: &mut Checkpoint,
     dir: &RunDir,
     observer: &dyn Observer,
@@ -249,7 +252,7 @@ fn full_stage(
             .collect();
         let pass = candidates(cp, &due);
         evaluate(
-            full,
+            exec,
             cp,
             dir,
             &pass,
@@ -264,7 +267,7 @@ fn full_stage(
 /// Trains the search's best genomes (and Adam) under the held-out protocol; `holdout.results`
 /// records this generation's check by rank, so a resumed check picks up where it stopped.
 fn holdout_stage(
-    holdout: &mut Evaluator,
+    exec: &mut dyn Executor,
     cp: &mut Checkpoint,
     dir: &RunDir,
     observer: &dyn Observer,
@@ -277,7 +280,7 @@ fn holdout_stage(
         .into_iter()
         .filter(|(rank, _)| cp.holdout.results[*rank].is_none())
         .collect();
-    evaluate(holdout, cp, dir, &pass, Stage::Holdout, 0, observer)
+    evaluate(exec, cp, dir, &pass, Stage::Holdout, 0, observer)
 }
 
 /// The genomes of this generation at `indices`, with their indices.
@@ -318,32 +321,89 @@ fn held_out_candidates(cp: &Checkpoint) -> Vec<(usize, Genome)> {
 /// Adam's scores under `stage`'s protocol: restored from the checkpoint, or trained now (counted
 /// in the run's steps, and its cost kept for Adam's history line). Either way Adam's own score is
 /// in the stage's memo, so the Adam genome is never retrained.
-fn prepare_baseline(evaluator: &mut Evaluator, cp: &mut Checkpoint, stage: Stage) -> Result<()> {
+fn prepare_baseline(exec: &mut dyn Executor, cp: &mut Checkpoint, stage: Stage) -> Result<()> {
+    if cp.stage(stage).baseline.is_none() {
+        let clock = std::time::Instant::now();
+        let steps = extend_baseline(exec, cp, stage, 0)?;
+        cp.stage_mut(stage).baseline_cost = Some(Cost {
+            steps,
+            seconds: clock.elapsed().as_secs_f64(),
+        });
+        cp.total_steps += steps;
+    }
+    let seeds = stage_protocol(cp, stage).seeds as usize;
     let state = cp.stage_mut(stage);
-    let baseline = match state.baseline.take() {
-        Some(b) => b,
-        None => {
-            let clock = std::time::Instant::now();
-            let b = evaluator.baseline()?;
-            let steps = b.iter().map(|t| t.steps).sum::<u64>();
-            state.baseline_cost = Some(Cost {
-                steps,
-                seconds: clock.elapsed().as_secs_f64(),
-            });
-            cp.total_steps += steps;
-            b
-        }
-    };
-    let state = cp.stage_mut(stage);
-    evaluator.set_baseline(baseline.clone());
-    let adam = adam_baseline().hash();
-    let seeds = evaluator.protocol().seeds as usize;
-    state.memo.entry(adam).or_insert_with(|| {
+    let baseline = state.baseline.clone().expect("just trained or restored");
+    state.memo.entry(adam_baseline().hash()).or_insert_with(|| {
         let own: Vec<_> = baseline.iter().map(|t| t.first_runs(seeds)).collect();
         Score::new(own.clone(), &own).without_curves()
     });
-    state.baseline = Some(baseline);
     Ok(())
+}
+
+fn stage_protocol(cp: &Checkpoint, stage: Stage) -> crate::config::Protocol {
+    cp.protocol(stage).expect("a stage the run has")
+}
+
+/// A window of `stage` on seed group `group`, as the executor gets it.
+fn work_item(cp: &Checkpoint, stage: Stage, group: u64, genomes: Vec<Genome>) -> WorkItem {
+    WorkItem {
+        protocol: stage_protocol(cp, stage),
+        group,
+        genomes,
+        batch_candidates: cp.batch_candidates,
+        // Screening only ranks genomes for promotion: its runs skip the test-set pass.
+        report_test: stage != Stage::Screen,
+    }
+}
+
+/// The folder name of a stage's work at this generation (see `executor::BatchDir`).
+fn batch_name(cp: &Checkpoint, stage: Stage, group: u64, what: &str) -> String {
+    let stage = serde_json::to_value(stage).expect("plain data");
+    let stage = stage.as_str().unwrap_or("stage");
+    format!("{:04}-{stage}-{what}{group}", cp.generation)
+}
+
+/// Trains Adam under `stage`'s protocol on the seed groups up to `group` that its baseline
+/// lacks, and returns the steps that took.
+fn extend_baseline(
+    exec: &mut dyn Executor,
+    cp: &mut Checkpoint,
+    stage: Stage,
+    group: u64,
+) -> Result<u64> {
+    let seeds = stage_protocol(cp, stage).seeds as usize;
+    let mut steps = 0;
+    loop {
+        let state = cp.stage(stage);
+        let have = state
+            .baseline
+            .as_ref()
+            .map_or(0, |b| b[0].runs.len() / seeds) as u64;
+        if have > group {
+            return Ok(steps);
+        }
+        let item = work_item(cp, stage, have, vec![adam_baseline()]);
+        let batch = batch_name(cp, stage, have, "adam-");
+        let mut trained: Option<Vec<TaskScore>> = None;
+        exec.run(
+            &batch,
+            &[item],
+            &|_| {},
+            &mut |_, mut result: WorkResult| {
+                trained = result.scores.pop();
+                Ok(())
+            },
+        )?;
+        let more = trained.expect("one genome trained");
+        crate::fitness::check_baseline(&more).map_err(Error::Usage)?;
+        steps += more.iter().map(|t| t.steps).sum::<u64>();
+        let state = cp.stage_mut(stage);
+        state.baseline = Some(match state.baseline.take() {
+            None => more,
+            Some(b) => b.into_iter().zip(more).map(|(b, m)| b.merged(m)).collect(),
+        });
+    }
 }
 
 /// Evaluates `pass` (genomes with their indices, in order) at `stage` on seed group `group`,
@@ -352,7 +412,7 @@ fn prepare_baseline(evaluator: &mut Evaluator, cp: &mut Checkpoint, stage: Stage
 /// already in the stage's memo reuses its score; on a later group a genome trains unless the
 /// memo already holds that group (an earlier copy of it trained it).
 fn evaluate(
-    evaluator: &mut Evaluator,
+    exec: &mut dyn Executor,
     cp: &mut Checkpoint,
     dir: &RunDir,
     pass: &[(usize, Genome)],
@@ -361,66 +421,92 @@ fn evaluate(
     observer: &dyn Observer,
 ) -> Result<()> {
     let hashes: Vec<String> = pass.iter().map(|(_, g)| g.hash()).collect();
-    let seeds = evaluator.protocol().seeds as usize;
+    let seeds = stage_protocol(cp, stage).seeds as usize;
     let memo = &cp.stage(stage).memo;
     let known = |h: &str| {
         memo.get(h)
             .is_some_and(|s| s.seeds() > group as usize * seeds)
     };
     let windows = plan_windows(&hashes, known, cp.batch_candidates);
-    for window in windows {
-        let batch: Vec<Genome> = window.train.iter().map(|&p| pass[p].1.clone()).collect();
-        let first = *window.train.first().unwrap_or(&window.positions.start);
-        observer.candidate_started(cp.generation, pass[first].0, &pass[first].1, stage);
-        let clock = std::time::Instant::now();
-        let before = baseline_steps(cp.stage(stage));
-        let trained = match batch.is_empty() {
-            true => Vec::new(),
-            false => evaluator.train_group(&batch, group)?,
-        };
-        let baseline = evaluator.baseline_through(group)?;
-        // Adam trained on a new seed group costs steps too.
-        cp.total_steps += baseline.iter().map(|t| t.steps).sum::<u64>() - before;
-        // The window trained its genomes together: each is charged an equal share.
-        let seconds = clock.elapsed().as_secs_f64() / batch.len().max(1) as f64;
-        let state = cp.stage_mut(stage);
-        let mut costs = std::collections::HashMap::new();
-        for (genome, tasks) in batch.iter().zip(trained) {
-            let steps = tasks.iter().map(|t| t.steps).sum();
-            costs.insert(genome.hash(), Cost { steps, seconds });
-            let tasks = match state.memo.remove(&genome.hash()) {
-                Some(known) if group > 0 => known
-                    .tasks
-                    .into_iter()
-                    .zip(tasks)
-                    .map(|(k, t)| k.merged(t))
-                    .collect(),
-                _ => tasks,
-            };
-            let score = Score::new(tasks, &baseline).without_curves();
-            state.memo.insert(genome.hash(), score);
-        }
-        state.baseline = Some(baseline);
-        for position in window.positions.clone() {
-            let (index, genome) = &pass[position];
-            let cost = match window.train.contains(&position) {
-                true => costs.get(&genome.hash()).copied(),
-                false => None,
-            };
-            let evaluation = record(cp, dir, *index, genome, stage, cost)?;
-            observer.evaluation_done(&evaluation, cp);
-        }
-        dir.save(cp)?;
-        write_best(dir, cp)?;
+    if windows.is_empty() {
+        return Ok(());
     }
-    Ok(())
+    // Adam trained on a new seed group costs steps too.
+    cp.total_steps += extend_baseline(exec, cp, stage, group)?;
+    // Adam rides along on its baseline's runs; the others train.
+    let adam = adam_baseline().hash();
+    let items: Vec<WorkItem> = windows
+        .iter()
+        .map(|w| {
+            let genomes = w.train.iter().map(|&p| pass[p].1.clone());
+            let genomes = genomes.filter(|g| g.hash() != adam).collect();
+            work_item(cp, stage, group, genomes)
+        })
+        .collect();
+    let generation = cp.generation;
+    let starting = |i: usize| {
+        let window: &Window = &windows[i];
+        let first = *window.train.first().unwrap_or(&window.positions.start);
+        observer.candidate_started(generation, pass[first].0, &pass[first].1, stage);
+    };
+    let batch = batch_name(cp, stage, group, "");
+    exec.run(&batch, &items, &starting, &mut |i, result| {
+        merge_window(cp, dir, pass, &windows[i], result, stage, group, observer)
+    })
 }
 
-fn baseline_steps(state: &StageState) -> u64 {
-    state
-        .baseline
-        .as_ref()
-        .map_or(0, |b| b.iter().map(|t| t.steps).sum())
+/// Puts a trained window's scores in the stage's memo (a survivor's merged with its earlier
+/// seed groups), records every position of the window, then saves.
+#[allow(clippy::too_many_arguments)]
+fn merge_window(
+    cp: &mut Checkpoint,
+    dir: &RunDir,
+    pass: &[(usize, Genome)],
+    window: &Window,
+    result: WorkResult,
+    stage: Stage,
+    group: u64,
+    observer: &dyn Observer,
+) -> Result<()> {
+    let seeds = stage_protocol(cp, stage).seeds as usize;
+    let adam = adam_baseline().hash();
+    let state = cp.stage_mut(stage);
+    let baseline = state.baseline.clone().expect("extended before training");
+    let batch: Vec<&Genome> = window.train.iter().map(|&p| &pass[p].1).collect();
+    // The window trained its genomes together: each is charged an equal share.
+    let seconds = result.seconds / batch.len().max(1) as f64;
+    let mut trained = result.scores.into_iter();
+    let mut costs = std::collections::HashMap::new();
+    for genome in batch {
+        let tasks = match genome.hash() == adam {
+            true => baseline_group(&baseline, group, seeds),
+            false => trained.next().expect("one score list per genome trained"),
+        };
+        let steps = tasks.iter().map(|t| t.steps).sum();
+        costs.insert(genome.hash(), Cost { steps, seconds });
+        let tasks = match state.memo.remove(&genome.hash()) {
+            Some(known) if group > 0 => known
+                .tasks
+                .into_iter()
+                .zip(tasks)
+                .map(|(k, t)| k.merged(t))
+                .collect(),
+            _ => tasks,
+        };
+        let score = Score::new(tasks, &baseline).without_curves();
+        state.memo.insert(genome.hash(), score);
+    }
+    for position in window.positions.clone() {
+        let (index, genome) = &pass[position];
+        let cost = match window.train.contains(&position) {
+            true => costs.get(&genome.hash()).copied(),
+            false => None,
+        };
+        let evaluation = record(cp, dir, *index, genome, stage, cost)?;
+        observer.evaluation_done(&evaluation, cp);
+    }
+    dir.save(cp)?;
+    write_best(dir, cp)
 }
 
 /// Appends the evaluation of `genome` (index `index` of its stage; its score already in the

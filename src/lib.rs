@@ -14,6 +14,7 @@ pub mod data;
 pub mod device;
 pub mod evaluator;
 pub mod evolution;
+pub mod executor;
 pub mod export;
 pub mod fitness;
 pub mod ga;

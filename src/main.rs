@@ -21,6 +21,10 @@ fn main() -> ExitCode {
         }
         Some(Command::Check { genomes }) => check(&genomes),
         Some(Command::Replay(args)) => replay(&args),
+        Some(Command::Worker(args)) => {
+            evolve::interrupt::install();
+            evolve::executor::work(&args)
+        }
         Some(Command::Status { run }) => evolution::status(&run).map(|text| print!("{text}")),
         Some(Command::Report { run, json }) => report(&run, json),
         Some(Command::Data(DataCommand::Download { data_dir, datasets })) => {
@@ -130,6 +134,7 @@ fn evolve(args: &EvolveArgs) -> Result<()> {
         };
         args.protocol.apply(&mut config)?;
         args.search.apply(&mut config)?;
+        args.executor.apply(&mut config)?;
         Ok(config)
     };
     let (dir, result) = match &args.resume {

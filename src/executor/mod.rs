@@ -1,0 +1,226 @@
+//! Executors: who trains a stage's windows. The evolution loop plans the windows (a pure
+//! function of the run's state), hands them over as `WorkItem`s and merges the results in
+//! window order, so history comes out the same wherever the training ran.
+//!
+//! - `Local` trains in this process.
+//! - `Remote` hands items to `evolve worker` processes through the run directory: started on
+//!   this machine (`workers`, one per device) or as Slurm job arrays (`slurm`). Like `submitit`,
+//!   the run directory (on a shared filesystem) is the meeting point: items are written by the
+//!   driver, results by workers, atomically and named by the item's content hash.
+mod remote;
+mod slurm;
+mod worker;
+mod workers;
+
+pub use remote::Remote;
+pub use worker::{work, WorkerArgs};
+
+use crate::config::{ExecutorConfig, ExecutorKind, Protocol};
+use crate::error::Result;
+use crate::evaluator::Evaluator;
+use crate::fitness::TaskScore;
+use crate::genome::Genome;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+use tch::Device;
+
+/// One window: genomes trained side by side under a protocol on one seed group. Everything a
+/// worker needs, and nothing about where it runs.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct WorkItem {
+    pub protocol: Protocol,
+    /// Seed group: runs `group·seeds .. (group+1)·seeds` of each task.
+    pub group: u64,
+    pub genomes: Vec<Genome>,
+    /// Genomes stacked in one network (part of what a run is: it changes rounding).
+    pub batch_candidates: usize,
+    /// Whether runs also measure test-set accuracy.
+    pub report_test: bool,
+}
+
+impl WorkItem {
+    /// The item's content hash: its file name, so a resumed driver finds the results of the
+    /// windows it plans again.
+    pub fn key(&self) -> String {
+        let json = serde_json::to_string(self).expect("plain data serialises");
+        let digest = Sha256::digest(json.as_bytes());
+        digest[..10].iter().map(|b| format!("{b:02x}")).collect()
+    }
+}
+
+/// What training an item gave: one list of task scores per genome, in the item's order.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct WorkResult {
+    pub key: String,
+    pub scores: Vec<Vec<TaskScore>>,
+    /// Wall time of the whole item.
+    pub seconds: f64,
+}
+
+/// Trains a stage's items. `starting(i)` is told before item `i` is awaited, `done(i, result)`
+/// gets the results strictly in item order (the loop saves after each).
+pub trait Executor {
+    fn run(
+        &mut self,
+        batch: &str,
+        items: &[WorkItem],
+        starting: &dyn Fn(usize),
+        done: &mut dyn FnMut(usize, WorkResult) -> Result<()>,
+    ) -> Result<()>;
+}
+
+/// Where the driver runs and what its workers need.
+pub struct Context {
+    pub run: PathBuf,
+    pub device: Device,
+    pub data_root: PathBuf,
+    /// The `evolve` binary workers run (this one, by default).
+    pub program: PathBuf,
+    pub on_steps: Option<Rc<dyn Fn(u64, u64)>>,
+}
+
+/// The executor `config` asks for. Remote ones check their tools here, before anything runs.
+pub fn build(config: &ExecutorConfig, context: Context) -> Result<Box<dyn Executor>> {
+    Ok(match config.kind {
+        ExecutorKind::Local => Box::new(Local {
+            trainer: Trainer::new(context.device, &context.data_root, context.on_steps),
+        }),
+        ExecutorKind::Workers => {
+            let launcher = workers::Workers::new(config, &context);
+            Box::new(Remote::new(Box::new(launcher), config, &context.run)?)
+        }
+        ExecutorKind::Slurm => {
+            let launcher = slurm::Slurm::new(config, &context)?;
+            Box::new(Remote::new(Box::new(launcher), config, &context.run)?)
+        }
+    })
+}
+
+/// Trains items in this process, keeping one evaluator (and each dataset, on the device) per
+/// protocol across items.
+pub struct Trainer {
+    device: Device,
+    root: PathBuf,
+    on_steps: Option<Rc<dyn Fn(u64, u64)>>,
+    evaluators: HashMap<String, Evaluator>,
+}
+
+impl Trainer {
+    pub fn new(device: Device, root: &Path, on_steps: Option<Rc<dyn Fn(u64, u64)>>) -> Trainer {
+        Trainer {
+            device,
+            root: root.to_path_buf(),
+            on_steps,
+            evaluators: HashMap::new(),
+        }
+    }
+
+    /// Trains `item`; its `seconds` leave out loading datasets (once per protocol).
+    pub fn train(&mut self, item: &WorkItem) -> Result<WorkResult> {
+        let protocol = serde_json::to_string(&item.protocol).expect("plain data serialises");
+        if !self.evaluators.contains_key(&protocol) {
+            let mut evaluator = match self.evaluators.values().next() {
+                Some(other) => other.for_protocol(&item.protocol, &self.root)?,
+                None => Evaluator::new(&item.protocol, self.device, &self.root)?,
+            };
+            evaluator.on_steps = self.on_steps.clone();
+            self.evaluators.insert(protocol.clone(), evaluator);
+        }
+        let evaluator = self.evaluators.get_mut(&protocol).expect("just inserted");
+        evaluator.batch_candidates = item.batch_candidates;
+        evaluator.report_test = item.report_test;
+        let clock = std::time::Instant::now();
+        let scores = evaluator.task_scores_many(&item.genomes, item.group)?;
+        Ok(WorkResult {
+            key: item.key(),
+            scores,
+            seconds: clock.elapsed().as_secs_f64(),
+        })
+    }
+}
+
+/// Today's behaviour: every window in this process, one after the other.
+pub struct Local {
+    trainer: Trainer,
+}
+
+impl Executor for Local {
+    fn run(
+        &mut self,
+        _batch: &str,
+        items: &[WorkItem],
+        starting: &dyn Fn(usize),
+        done: &mut dyn FnMut(usize, WorkResult) -> Result<()>,
+    ) -> Result<()> {
+        for (i, item) in items.iter().enumerate() {
+            starting(i);
+            let result = self.trainer.train(item)?;
+            done(i, result)?;
+        }
+        Ok(())
+    }
+}
+
+/// Where a batch's items, task lists and results live in the run directory: items and task
+/// lists under `work/<batch>/` (written by the driver), results under `results/<batch>/`
+/// (written by workers). Both go once the batch is merged.
+pub struct BatchDir {
+    pub work: PathBuf,
+    pub results: PathBuf,
+}
+
+impl BatchDir {
+    pub fn new(run: &Path, batch: &str) -> BatchDir {
+        BatchDir {
+            work: run.join("work").join(batch),
+            results: run.join("results").join(batch),
+        }
+    }
+
+    pub fn item(&self, key: &str) -> PathBuf {
+        self.work.join(format!("{key}.item.json"))
+    }
+
+    pub fn result(&self, key: &str) -> PathBuf {
+        self.results.join(format!("{key}.json"))
+    }
+
+    pub fn manifest(&self, name: &str) -> PathBuf {
+        self.work.join(name)
+    }
+
+    /// The result of `item` when it is there and whole (one score list per genome, one score
+    /// per task); anything else counts as not there yet.
+    pub fn read_result(&self, item: &WorkItem) -> Option<WorkResult> {
+        let key = item.key();
+        let text = std::fs::read_to_string(self.result(&key)).ok()?;
+        let result: WorkResult = serde_json::from_str(&text).ok()?;
+        let tasks = item.protocol.tasks.len();
+        let fits = result.key == key
+            && result.scores.len() == item.genomes.len()
+            && result.scores.iter().all(|s| s.len() == tasks);
+        fits.then_some(result)
+    }
+
+    /// Removes the batch's files, and `work/` and `results/` once empty (best effort: a
+    /// leftover folder is harmless).
+    pub fn remove(&self) {
+        for folder in [&self.work, &self.results] {
+            let _ = std::fs::remove_dir_all(folder);
+            if let Some(parent) = folder.parent() {
+                let _ = std::fs::remove_dir(parent);
+            }
+        }
+    }
+}
+
+/// The `--device` spelling of `device`, for a worker's command line.
+pub fn device_flag(device: Device) -> String {
+    match device {
+        Device::Cuda(i) => format!("cuda:{i}"),
+        _ => "cpu".into(),
+    }
+}
