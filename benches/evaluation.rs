@@ -76,6 +76,7 @@ fn main() {
                     &data,
                     device,
                     false,
+                    None,
                     &|_| {},
                 )
                 .expect("training run")

@@ -54,6 +54,7 @@ fn items(protocol: &Protocol, n: usize) -> Vec<WorkItem> {
             genomes: vec![evolve::genome::shipped(names[i % names.len()])],
             batch_candidates: 1,
             report_test: true,
+            prune: None,
         })
         .collect()
 }

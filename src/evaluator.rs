@@ -8,7 +8,8 @@ use crate::data::{Dataset, DatasetKind};
 use crate::error::{Error, Result};
 use crate::fitness::{Score, TaskScore};
 use crate::genome::{adam_baseline, Genome};
-use crate::train::{train_stacked, RunMetrics};
+use crate::train::{train_stacked, Bar, RunMetrics};
+use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::path::Path;
 use std::rc::Rc;
@@ -28,6 +29,54 @@ pub struct Evaluator {
     /// Whether runs also measure test-set accuracy (for reports; costs an evaluation pass when
     /// fitness is scored on the validation split).
     pub report_test: bool,
+    /// Learning-curve pruning of the runs (full rung only), by task and run seed.
+    pub prune: Option<Pruning>,
+}
+
+/// The bars runs must clear, one per task and run seed (see `train::Bar`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Pruning {
+    pub bars: Vec<(String, u64, Bar)>,
+}
+
+impl Pruning {
+    /// Bars at `config.at` of each task's steps: `margin` × Adam's mean loss over the last
+    /// `window` steps there, on the same task and seed (`baseline`: Adam's scores with curves).
+    pub fn from_baseline(
+        protocol: &Protocol,
+        baseline: &[TaskScore],
+        config: &crate::config::Prune,
+    ) -> Pruning {
+        let mut bars = Vec::new();
+        for (task, adam) in protocol.tasks.iter().zip(baseline) {
+            for run in adam.runs.iter().filter(|r| !r.losses.is_empty()) {
+                let limits = config
+                    .at
+                    .iter()
+                    .map(|f| ((task.steps as f64 * f).ceil() as u64).clamp(1, task.steps))
+                    .filter(|&step| step as usize <= run.losses.len())
+                    .map(|step| {
+                        let upto = &run.losses[..step as usize];
+                        let tail = &upto[upto.len().saturating_sub(config.window)..];
+                        (step, config.margin * crate::train::mean_loss(tail))
+                    })
+                    .collect();
+                let bar = Bar {
+                    window: config.window,
+                    limits,
+                };
+                bars.push((task.name.clone(), run.seed, bar));
+            }
+        }
+        Pruning { bars }
+    }
+
+    fn bar(&self, task: &str, seed: u64) -> Option<&Bar> {
+        self.bars
+            .iter()
+            .find(|(t, s, _)| t == task && *s == seed)
+            .map(|(_, _, b)| b)
+    }
 }
 
 impl Evaluator {
@@ -41,6 +90,7 @@ impl Evaluator {
             on_steps: None,
             batch_candidates: 1,
             report_test: true,
+            prune: None,
         };
         empty.for_protocol(protocol, root)
     }
@@ -55,6 +105,7 @@ impl Evaluator {
             on_steps: self.on_steps.clone(),
             batch_candidates: self.batch_candidates,
             report_test: self.report_test,
+            prune: None,
         }
     }
 
@@ -118,6 +169,7 @@ impl Evaluator {
                         data,
                         self.device,
                         self.report_test,
+                        self.prune.as_ref().and_then(|p| p.bar(&task.name, seed)),
                         &on_step,
                     )?;
                     done += task.steps;

@@ -9,7 +9,7 @@
 use crate::config::Config;
 use crate::config::ExecutorConfig;
 use crate::error::{Error, Result};
-use crate::evaluator::baseline_group;
+use crate::evaluator::{baseline_group, Pruning};
 use crate::executor::{self, Executor, WorkItem, WorkResult};
 use crate::fitness::{Score, TaskScore};
 use crate::fsutil::{write_atomic, write_json_atomic};
@@ -354,7 +354,20 @@ fn work_item(cp: &Checkpoint, stage: Stage, group: u64, genomes: Vec<Genome>) ->
         batch_candidates: cp.batch_candidates,
         // Screening only ranks genomes for promotion: its runs skip the test-set pass.
         report_test: stage != Stage::Screen,
+        prune: None,
     }
+}
+
+/// Learning-curve pruning of the full rung's windows on seed group `group`, against Adam's runs
+/// on that group (multi-fidelity with `fidelity.prune` only).
+fn pruning(cp: &Checkpoint, stage: Stage, group: u64) -> Option<Pruning> {
+    let fidelity = &cp.config.fidelity;
+    let prune = fidelity.prune.as_ref();
+    let prune = prune.filter(|_| fidelity.enabled && stage == Stage::Full)?;
+    let protocol = stage_protocol(cp, stage);
+    let baseline = cp.stage(stage).baseline.as_ref()?;
+    let adam = baseline_group(baseline, group, protocol.seeds as usize);
+    Some(Pruning::from_baseline(&protocol, &adam, prune))
 }
 
 /// The folder name of a stage's work at this generation (see `executor::BatchDir`).
@@ -435,12 +448,16 @@ fn evaluate(
     cp.total_steps += extend_baseline(exec, cp, stage, group)?;
     // Adam rides along on its baseline's runs; the others train.
     let adam = adam_baseline().hash();
+    let prune = pruning(cp, stage, group);
     let items: Vec<WorkItem> = windows
         .iter()
         .map(|w| {
             let genomes = w.train.iter().map(|&p| pass[p].1.clone());
             let genomes = genomes.filter(|g| g.hash() != adam).collect();
-            work_item(cp, stage, group, genomes)
+            WorkItem {
+                prune: prune.clone(),
+                ..work_item(cp, stage, group, genomes)
+            }
         })
         .collect();
     let generation = cp.generation;
@@ -528,6 +545,10 @@ fn record(
         None if hash == adam_baseline().hash() => state.baseline_cost.take(),
         None => None,
     };
+    let stage = match stage == Stage::Full && score.pruned() {
+        true => Stage::Pruned,
+        false => stage,
+    };
     let evaluation = Evaluation {
         generation: cp.generation,
         index,
@@ -552,6 +573,8 @@ fn record(
             rank_leader(cp, &evaluation);
             cp.full.results[index] = Some(evaluation.clone());
         }
+        // Scored, but never a leader: its run stopped short.
+        Stage::Pruned => cp.full.results[index] = Some(evaluation.clone()),
         Stage::Screen => cp.screen.results[index] = Some(evaluation.clone()),
         Stage::Holdout => {
             cp.holdout.results[index] = Some(evaluation.clone());
@@ -638,8 +661,9 @@ pub fn promoted(screens: &[Option<Evaluation>], promote: f64) -> Vec<usize> {
     chosen
 }
 
-/// What selection ranks by: full scores as they are; screening scores capped at the worst full
-/// score, so a screened-out genome never outranks a fully trained one.
+/// What selection ranks by: full scores as they are; screening and pruned scores capped at the
+/// worst full score, so a genome screened out or stopped short never outranks a fully trained
+/// one.
 pub fn selection_fitness(selected: &[&Evaluation]) -> Vec<f64> {
     let worst_full = selected
         .iter()
@@ -649,7 +673,7 @@ pub fn selection_fitness(selected: &[&Evaluation]) -> Vec<f64> {
     selected
         .iter()
         .map(|e| match e.stage {
-            Stage::Screen => e.score.vs_adam.min(worst_full),
+            Stage::Screen | Stage::Pruned => e.score.vs_adam.min(worst_full),
             Stage::Full | Stage::Holdout => e.score.vs_adam,
         })
         .collect()
@@ -928,7 +952,7 @@ mod tests {
     }
 
     #[test]
-    fn a_screened_out_genome_never_outranks_a_fully_trained_one() {
+    fn a_screened_out_or_pruned_genome_never_outranks_a_fully_trained_one() {
         let full = [
             evaluation(0, Stage::Full, 1.05),
             evaluation(1, Stage::Full, 0.95),
@@ -936,9 +960,11 @@ mod tests {
         let screened = [
             evaluation(2, Stage::Screen, 1.4),
             evaluation(3, Stage::Screen, 0.7),
+            evaluation(4, Stage::Pruned, 1.3),
+            evaluation(5, Stage::Pruned, 0.6),
         ];
         let all: Vec<&Evaluation> = full.iter().chain(&screened).collect();
-        assert_eq!(selection_fitness(&all), [1.05, 0.95, 0.95, 0.7]);
+        assert_eq!(selection_fitness(&all), [1.05, 0.95, 0.95, 0.7, 0.95, 0.6]);
         let only_full: Vec<&Evaluation> = full.iter().collect();
         assert_eq!(selection_fitness(&only_full), [1.05, 0.95]);
     }

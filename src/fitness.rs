@@ -218,6 +218,11 @@ impl Score {
 
     /// The same score without per-step loss curves and timings (what run directories keep:
     /// compact, and equal between two runs that trained the same way).
+    /// Whether any run behind this score was stopped by learning-curve pruning.
+    pub fn pruned(&self) -> bool {
+        self.tasks.iter().flat_map(|t| &t.runs).any(|r| r.pruned)
+    }
+
     pub fn without_curves(mut self) -> Score {
         for task in &mut self.tasks {
             task.seconds = 0.0;
@@ -247,6 +252,7 @@ mod tests {
                 steps: 60,
                 diverged,
                 seconds: 0.0,
+                pruned: false,
                 train_seconds: 0.0,
             })
             .collect();

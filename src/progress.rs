@@ -38,6 +38,7 @@ fn stage_name(stage: Stage) -> &'static str {
         Stage::Screen => "screen",
         Stage::Full => "full",
         Stage::Holdout => "held-out",
+        Stage::Pruned => "pruned",
     }
 }
 

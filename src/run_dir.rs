@@ -45,6 +45,9 @@ pub enum Stage {
     Full,
     /// A held-out protocol: the search's best genomes re-checked (meta-validation).
     Holdout,
+    /// The full protocol, stopped early by learning-curve pruning (`fidelity.prune`); kept with
+    /// the full stage's results, scored but capped like a screening score.
+    Pruned,
 }
 
 /// One evaluated genome, as `history.jsonl` and the checkpoint keep it (loss curves left out).
@@ -147,7 +150,7 @@ impl Checkpoint {
     pub fn stage(&self, stage: Stage) -> &StageState {
         match stage {
             Stage::Screen => &self.screen,
-            Stage::Full => &self.full,
+            Stage::Full | Stage::Pruned => &self.full,
             Stage::Holdout => &self.holdout,
         }
     }
@@ -155,7 +158,7 @@ impl Checkpoint {
     pub fn stage_mut(&mut self, stage: Stage) -> &mut StageState {
         match stage {
             Stage::Screen => &mut self.screen,
-            Stage::Full => &mut self.full,
+            Stage::Full | Stage::Pruned => &mut self.full,
             Stage::Holdout => &mut self.holdout,
         }
     }
@@ -164,7 +167,7 @@ impl Checkpoint {
     pub fn protocol(&self, stage: Stage) -> Option<crate::config::Protocol> {
         let c = &self.config;
         match stage {
-            Stage::Full => Some(c.protocol.clone()),
+            Stage::Full | Stage::Pruned => Some(c.protocol.clone()),
             Stage::Screen => Some(c.protocol.screening(&c.fidelity)),
             Stage::Holdout => c.holdout.as_ref().map(|h| h.protocol.clone()),
         }
@@ -271,7 +274,8 @@ impl Checkpoint {
                 if let Some(e) = &state.results[i] {
                     let field = format!("{field}.results[{i}]");
                     check_evaluation(&field, e)?;
-                    if e.hash != genome.hash() || e.stage != stage {
+                    let pruned = stage == Stage::Full && e.stage == Stage::Pruned;
+                    if e.hash != genome.hash() || (e.stage != stage && !pruned) {
                         return Err(format!(
                             "field `{field}`: a {:?} evaluation of genome {}, but population[{i}] is {}",
                             e.stage,

@@ -136,6 +136,9 @@ pub struct RunMetrics {
     pub losses: Vec<f32>,
     pub steps: u64,
     pub diverged: bool,
+    /// Stopped early by learning-curve pruning (`steps` says where); its score is capped.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub pruned: bool,
     /// Wall time of the whole run (training and test-set evaluation).
     pub seconds: f64,
     /// Wall time of the training loop alone (what steps/s is measured on).
@@ -143,9 +146,43 @@ pub struct RunMetrics {
     pub train_seconds: f64,
 }
 
+/// Learning-curve pruning of one run (the idea of Optuna's median pruner and ASHA, inside one
+/// run): at each `(step, limit)`, a run whose mean training loss over the last `window` steps
+/// exceeds `limit` stops there. The limits come from Adam's run on the same task and seed, so
+/// whether a run is pruned depends on the genome and the protocol alone.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Bar {
+    pub window: usize,
+    pub limits: Vec<(u64, f64)>,
+}
+
+impl Bar {
+    /// Whether a run with loss curve `curve` (every step so far) falls below the bar at `step`.
+    fn fails(&self, step: u64, curve: &[f32]) -> bool {
+        let Some(&(_, limit)) = self.limits.iter().find(|(s, _)| *s == step) else {
+            return false;
+        };
+        let tail = &curve[curve.len().saturating_sub(self.window)..];
+        !tail.is_empty() && mean_loss(tail) > limit
+    }
+}
+
+/// The mean of `losses`, in f64.
+pub fn mean_loss(losses: &[f32]) -> f64 {
+    losses.iter().map(|&l| l as f64).sum::<f64>() / losses.len().max(1) as f64
+}
+
 /// libtorch draws from one process-wide generator, so two runs training at once would interleave
 /// their random numbers and lose reproducibility. Runs hold this lock from seeding to the end.
 static GLOBAL_RNG: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// Holds libtorch's generator: anything else that seeds or draws from it in a process that also
+/// trains (a test) takes this first.
+pub fn rng_lock() -> std::sync::MutexGuard<'static, ()> {
+    GLOBAL_RNG
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
 
 /// Trains a fresh model of `task` with `genome` from `seed`. `data` must already be on `device`.
 /// A diverging genome stops early and comes back flagged, never as an error; `on_step` is told
@@ -165,6 +202,7 @@ pub fn train_run(
         data,
         device,
         true,
+        None,
         on_step,
     )?
     .remove(0))
@@ -201,9 +239,7 @@ impl<'a> Trainer<'a> {
         device: Device,
         kind: Kind,
     ) -> Trainer<'a> {
-        let rng = GLOBAL_RNG
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let rng = rng_lock();
         tch::manual_seed(seed as i64);
         let mut vs = nn::VarStore::new(device);
         let model = Net::new(task.model, &vs.root(), task.dataset, genomes.len() as i64)
@@ -242,6 +278,7 @@ impl<'a> Trainer<'a> {
 /// dropout, each member's run equals the corresponding single run up to floating-point rounding.
 /// With `report_test`, each member's test-set accuracy is measured as well (an extra pass when
 /// fitness is scored on the validation split).
+#[allow(clippy::too_many_arguments)]
 pub fn train_stacked(
     task: &Task,
     genomes: &[Genome],
@@ -249,6 +286,7 @@ pub fn train_stacked(
     data: &Dataset,
     device: Device,
     report_test: bool,
+    bar: Option<&Bar>,
     on_step: &dyn Fn(u64),
 ) -> Result<Vec<RunMetrics>> {
     let start = std::time::Instant::now();
@@ -257,6 +295,8 @@ pub fn train_stacked(
     let losses = Tensor::zeros([task.steps as i64, k as i64], (Kind::Float, device));
     let mut curves: Vec<Vec<f32>> = vec![Vec::with_capacity(task.steps as usize); k];
     let mut diverged = vec![false; k];
+    let mut pruned = vec![false; k];
+    let checkpoint = |done: u64| bar.is_some_and(|b| b.limits.iter().any(|(s, _)| *s == done));
     let mut checked = 0u64;
     for s in 0..task.steps {
         if let Some(signal) = crate::interrupt::requested() {
@@ -266,7 +306,7 @@ pub fn train_stacked(
             .narrow(0, s as i64, 1)
             .copy_(&trainer.step().unsqueeze(0));
         let done = s + 1;
-        if done % CHECK_EVERY == 0 || done == task.steps {
+        if done % CHECK_EVERY == 0 || done == task.steps || checkpoint(done) {
             let rows = (done - checked) as i64;
             let fresh = Vec::<f32>::try_from(
                 losses
@@ -277,7 +317,7 @@ pub fn train_stacked(
             .expect("float losses");
             checked = done;
             for (member, curve) in curves.iter_mut().enumerate() {
-                if diverged[member] {
+                if diverged[member] || pruned[member] {
                     continue;
                 }
                 for row in fresh.chunks(k) {
@@ -288,9 +328,11 @@ pub fn train_stacked(
                     }
                     curve.push(loss);
                 }
+                pruned[member] = !diverged[member] && bar.is_some_and(|b| b.fails(done, curve));
             }
             on_step(done);
-            if diverged.iter().all(|&d| d) {
+            // Members pruned in a stack that goes on keep their curve (and steps) as pruned.
+            if (0..k).all(|m| diverged[m] || pruned[m]) {
                 break;
             }
         }
@@ -323,6 +365,7 @@ pub fn train_stacked(
             steps: curves[member].len() as u64,
             losses: std::mem::take(&mut curves[member]),
             diverged: diverged[member],
+            pruned: pruned[member],
             seconds,
             train_seconds,
         })

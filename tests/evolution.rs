@@ -425,3 +425,55 @@ fn a_version_1_checkpoint_is_migrated_and_resumes_exactly() {
         o.insert("baseline".into(), full["baseline"].clone());
     });
 }
+
+/// Multi-fidelity with every screened genome promoted and learning-curve pruning at half the
+/// steps against Adam's loss (margin 1: behind Adam at step 15 stops there).
+fn pruning_fixture() -> Fixture {
+    let mut config: serde_json::Value = serde_json::from_str(&tiny_config(6, 3)).unwrap();
+    config["fidelity"] = serde_json::json!({
+        "enabled": true, "budget": 0.25, "promote": 1.0,
+        "prune": { "at": [0.5], "margin": 1.0, "window": 5 }
+    });
+    Fixture::new(&config.to_string())
+}
+
+#[test]
+fn pruned_runs_stop_at_their_checkpoint_never_lead_and_resume_exactly() {
+    let f = pruning_fixture();
+    kill_and_resume(&f, &[], |h| vec![h.len() / 3, 2 * h.len() / 3]);
+    let run = f.path("reference");
+    let lines = history(&run);
+    // Steps of the runs trained at `stage`, diverged ones aside (they stop where they diverge).
+    let trained = |stage: &str| -> Vec<u64> {
+        let of_stage = lines
+            .iter()
+            .filter(|e| e["stage"] == stage && e["cached"] == false);
+        of_stage
+            .filter(|e| e["score"]["tasks"][0]["runs"][0]["diverged"] == false)
+            .map(|e| e["steps"].as_u64().unwrap())
+            .collect()
+    };
+    let (pruned, full) = (trained("pruned"), trained("full"));
+    assert!(
+        !pruned.is_empty() && pruned.iter().all(|&s| s == 15),
+        "{pruned:?}"
+    );
+    assert!(
+        !full.is_empty() && full.iter().all(|&s| s == 30),
+        "{full:?}"
+    );
+    let cp: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("checkpoint.json")).unwrap())
+            .unwrap();
+    let leaders = cp["leaders"].as_array().unwrap();
+    assert!(
+        leaders.iter().all(|e| e["stage"] == "full"),
+        "a pruned run never leads"
+    );
+    // Off with --fidelity off: the plain protocol exactly.
+    let (off, plain) = (f.path("off"), f.path("plain"));
+    ok(f.start(&off, &["--fidelity", "off"]));
+    let p = Fixture::new(&tiny_config(6, 3));
+    ok(p.start(&plain, &[]));
+    assert_eq!(history(&off), history(&plain));
+}

@@ -277,6 +277,7 @@ fn a_worker_writes_the_in_process_result_and_redoes_nothing_when_it_is_there() {
         ],
         batch_candidates: 2,
         report_test: true,
+        prune: None,
     };
     let run = f.path("run");
     let dir = BatchDir::new(&run, "0000-full-1");

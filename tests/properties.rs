@@ -175,6 +175,7 @@ proptest! {
                 steps: 10,
                 diverged: fitness < 0.0,
                 seconds: 0.0,
+                pruned: false,
                 train_seconds: 0.0,
             }])
         };

@@ -216,7 +216,17 @@ fn a_diverging_member_does_not_leak_into_the_others() {
     let mut exploding = shipped("sgd-momentum");
     exploding.lr = 1e4;
     let genomes = vec![shipped("adam"), exploding, shipped("adamw")];
-    let runs = train_stacked(&task(), &genomes, 4, &data, Device::Cpu, false, &|_| {}).unwrap();
+    let runs = train_stacked(
+        &task(),
+        &genomes,
+        4,
+        &data,
+        Device::Cpu,
+        false,
+        None,
+        &|_| {},
+    )
+    .unwrap();
     assert!(runs[1].diverged && !runs[0].diverged && !runs[2].diverged);
     assert_eq!((runs[0].steps, runs[2].steps), (STEPS, STEPS));
     assert!(runs[0].val_acc > 0.0 && runs[1].val_acc == 0.0);

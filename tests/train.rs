@@ -98,6 +98,7 @@ fn fitness_is_the_published_formula() {
         losses,
         diverged,
         seconds: 0.0,
+        pruned: false,
         train_seconds: 0.0,
     };
     let mut losses = vec![5.0f32; 30];
@@ -154,6 +155,8 @@ fn the_evaluator_scores_adam_at_exactly_one() {
 
 #[test]
 fn augmentation_crops_and_flips_whole_batches() {
+    // Seeding libtorch's generator while another test trains would change that test's draws.
+    let _rng = evolve::train::rng_lock();
     tch::manual_seed(0);
     let x = Tensor::arange(2 * 3 * 8 * 8, (Kind::Float, Device::Cpu)).view([2, 3, 8, 8]) + 1.0;
     let out = loader::crop_and_flip(&x, 2);
@@ -384,9 +387,21 @@ fn screening_scores_every_genome_on_the_same_first_images_of_the_split() {
         budget: 0.25,
         promote: 0.5,
         score_images: Some(50),
+        precision: Some(Precision::Bf16),
+        prune: None,
     };
     let screen = full.screening(&fidelity);
     assert_eq!(screen.tasks[0].steps, 10);
+    assert_eq!(
+        screen.tasks[0].precision,
+        Precision::Bf16,
+        "screening in bf16"
+    );
+    assert_eq!(
+        full.tasks[0].precision,
+        Precision::Fp32,
+        "the full rung keeps fp32"
+    );
     let (x, y) = screen.tasks[0].scoring_split(&data);
     // The first 50 images of the validation split: fixed by the task, not drawn per run.
     assert!(
@@ -403,5 +418,38 @@ fn screening_scores_every_genome_on_the_same_first_images_of_the_split() {
     assert!(
         (acc - acc.round()).abs() < 1e-9,
         "accuracy counted over 50 images: {acc}"
+    );
+}
+
+#[test]
+fn a_run_behind_its_bar_stops_there_and_a_bar_it_clears_changes_nothing() {
+    use evolve::train::{train_stacked, Bar};
+    let (_dir, data) = cifar();
+    let t = task(30);
+    let genomes = [shipped("lion")];
+    let run = |bar: Option<&Bar>| {
+        train_stacked(&t, &genomes, 5, &data, Device::Cpu, false, bar, &|_| {})
+            .unwrap()
+            .remove(0)
+    };
+    let free = run(None);
+    let cleared = run(Some(&Bar {
+        window: 5,
+        limits: vec![(10, f64::INFINITY), (20, f64::INFINITY)],
+    }));
+    assert_eq!(
+        (cleared.losses.clone(), cleared.val_acc),
+        (free.losses.clone(), free.val_acc)
+    );
+    assert!(!cleared.pruned && !free.pruned);
+    let stopped = run(Some(&Bar {
+        window: 5,
+        limits: vec![(10, 0.0), (20, f64::INFINITY)],
+    }));
+    assert!(stopped.pruned && stopped.steps == 10);
+    assert_eq!(
+        stopped.losses,
+        free.losses[..10],
+        "the same run, cut at its checkpoint"
     );
 }

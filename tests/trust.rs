@@ -166,6 +166,7 @@ fn fabricated_run(f: &Fixture, dir: &std::path::Path) -> Genome {
             steps: 30,
             diverged: false,
             seconds: 0.0,
+            pruned: false,
             train_seconds: 0.0,
         };
         vec![TaskScore::from_runs("cifar10", vec![run])]

@@ -17,7 +17,7 @@ pub use worker::{work, WorkerArgs};
 
 use crate::config::{ExecutorConfig, ExecutorKind, Protocol};
 use crate::error::Result;
-use crate::evaluator::Evaluator;
+use crate::evaluator::{Evaluator, Pruning};
 use crate::fitness::TaskScore;
 use crate::genome::Genome;
 use serde::{Deserialize, Serialize};
@@ -39,6 +39,9 @@ pub struct WorkItem {
     pub batch_candidates: usize,
     /// Whether runs also measure test-set accuracy.
     pub report_test: bool,
+    /// Learning-curve pruning (full rung with `fidelity.prune` only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prune: Option<Pruning>,
 }
 
 impl WorkItem {
@@ -132,6 +135,7 @@ impl Trainer {
         let evaluator = self.evaluators.get_mut(&protocol).expect("just inserted");
         evaluator.batch_candidates = item.batch_candidates;
         evaluator.report_test = item.report_test;
+        evaluator.prune = item.prune.clone();
         let clock = std::time::Instant::now();
         let scores = evaluator.task_scores_many(&item.genomes, item.group)?;
         Ok(WorkResult {

@@ -17,6 +17,7 @@ pub const NAMES: [&str; 4] = ["w1", "b1", "w2", "b2"];
 
 impl Problem {
     pub fn new(steps: usize, kind: Kind) -> Problem {
+        let _rng = evolve::train::rng_lock();
         tch::manual_seed(7);
         let opts = (kind, tch::Device::Cpu);
         let init = vec![
