@@ -147,7 +147,7 @@ pub fn resume(
     if wanted != checkpoint.config {
         return Err(Error::run(
             path,
-            "the requested config or flags differ from the run's saved config.json; a resumed run keeps its protocol and search settings (only --device and --data-dir may change)",
+            "the requested config or flags differ from the run's saved config.json; a resumed run keeps its protocol and search settings (only --device, --data-dir and the executor flags may change)",
         ));
     }
     if let Some(k) = options.batch_candidates {
