@@ -92,7 +92,9 @@ fn main() {
         tasks.join(", "),
         evolve::device::describe(device)
     );
-    // One evaluation = a + b·steps per seed: fitted from `steps` and 2·`steps`.
+    // One evaluation = a + b·steps per seed: fitted from `steps` and 2·`steps`, after a
+    // warm-up run (CUDA context, cuDNN's algorithm search) that would bias the first.
+    measure(ExecutorKind::Local, &items(&cut(steps), 1), device, &root);
     let (_, short) = measure(ExecutorKind::Local, &items(&cut(steps), 1), device, &root);
     let (_, long) = measure(
         ExecutorKind::Local,
