@@ -19,10 +19,9 @@ pub fn run_fitness(run: &RunMetrics) -> f64 {
         return DIVERGED;
     }
     let tail = &run.losses[run.losses.len().saturating_sub(LOSS_TAIL)..];
-    let mean = if tail.is_empty() {
-        f64::INFINITY
-    } else {
-        tail.iter().map(|&l| l as f64).sum::<f64>() / tail.len() as f64
+    let mean = match tail.is_empty() {
+        true => f64::INFINITY,
+        false => crate::train::mean_loss(tail),
     };
     run.val_acc + LOSS_BONUS * (1.0 - mean).max(0.0)
 }

@@ -301,10 +301,17 @@ fn a_worker_writes_the_in_process_result_and_redoes_nothing_when_it_is_there() {
     let mut trainer = Trainer::new(tch::Device::Cpu, &f.root, None);
     let here = trainer.train(&item).unwrap();
     assert_eq!(
-        untimed(result.scores),
+        untimed(result.scores.clone()),
         untimed(here.scores),
         "another process, the same scores"
     );
+    // A damaged result (a run missing) is not merged: it counts as not there.
+    let mut damaged = result.clone();
+    damaged.scores[0][0].runs.clear();
+    std::fs::write(dir.result(&key), serde_json::to_string(&damaged).unwrap()).unwrap();
+    assert!(dir.read_result(&item).is_none());
+    std::fs::write(dir.result(&key), &written).unwrap();
+    assert!(dir.read_result(&item).is_some());
     let out = worker("0");
     assert!(out.status.success());
     assert!(String::from_utf8_lossy(&out.stdout).contains("result already there"));

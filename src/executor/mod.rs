@@ -197,15 +197,24 @@ impl BatchDir {
     }
 
     /// The result of `item` when it is there and whole (one score list per genome, one score
-    /// per task); anything else counts as not there yet.
+    /// per task of the protocol, in order, each over the protocol's seeds); anything else counts
+    /// as not there yet, so a damaged file is trained again rather than merged.
     pub fn read_result(&self, item: &WorkItem) -> Option<WorkResult> {
         let key = item.key();
         let text = std::fs::read_to_string(self.result(&key)).ok()?;
         let result: WorkResult = serde_json::from_str(&text).ok()?;
-        let tasks = item.protocol.tasks.len();
+        let tasks = &item.protocol.tasks;
+        let seeds = item.protocol.seeds as usize;
+        let whole = |scores: &Vec<crate::fitness::TaskScore>| {
+            scores.len() == tasks.len()
+                && scores
+                    .iter()
+                    .zip(tasks)
+                    .all(|(s, t)| s.task == t.name && s.runs.len() == seeds)
+        };
         let fits = result.key == key
             && result.scores.len() == item.genomes.len()
-            && result.scores.iter().all(|s| s.len() == tasks);
+            && result.scores.iter().all(whole);
         fits.then_some(result)
     }
 
