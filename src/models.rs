@@ -35,6 +35,28 @@ pub enum Precision {
     Bf16,
 }
 
+/// How activations and convolution weights lie in memory. The values are the same either way;
+/// the convolution kernels, and so the rounding, differ (`channels_last_equals_nchw_within_rounding`
+/// bounds it). Channels-last (NHWC) is the layout oneDNN's and cuDNN's fastest convolutions take:
+/// the evaluation bench measures what it gains.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Layout {
+    #[default]
+    ChannelsLast,
+    Nchw,
+}
+
+impl Layout {
+    /// `t` (shaped `[N, C, H, W]`) with this layout's strides; the shape is unchanged.
+    pub fn apply(self, t: Tensor) -> Tensor {
+        match self {
+            Layout::Nchw => t,
+            Layout::ChannelsLast => t.permute([0, 2, 3, 1]).contiguous().permute([0, 3, 1, 2]),
+        }
+    }
+}
+
 /// One layer of an architecture.
 #[derive(Clone, Copy, Debug)]
 enum Layer {
@@ -131,6 +153,7 @@ pub struct Net {
     layers: Vec<Built>,
     /// Compute in this kind instead of the parameters' own (mixed precision).
     compute: Option<Kind>,
+    layout: Layout,
 }
 
 /// PyTorch's default initialisation for conv and linear layers: U(±1/√fan_in) for weight and bias.
@@ -143,9 +166,6 @@ impl Net {
     /// Builds `kind` for `members` members under `p`. Initial weights are drawn once (for one
     /// member, in a fixed order) and copied to every member.
     pub fn new(kind: ModelKind, p: &nn::Path, dataset: DatasetKind, members: i64) -> Net {
-        let (mut channels, h, w) = dataset.image_shape();
-        let mut side = (h, w);
-        let mut features = 0;
         let device = p.device();
         let var = |layer: usize, name: &str, init: Tensor| {
             let shape: Vec<i64> = [members]
@@ -162,17 +182,13 @@ impl Net {
             )
         };
         let mut layers = Vec::new();
-        for (i, layer) in architecture(kind, dataset.num_classes())
-            .into_iter()
-            .enumerate()
-        {
+        for (i, (layer, [channels, _, _])) in with_inputs(kind, dataset).into_iter().enumerate() {
             layers.push(match layer {
                 Layer::Conv(out) | Layer::ConvNoBias(out) => {
                     let fan_in = channels * 9;
                     let w = var(i, "weight", uniform(&[out, channels, 3, 3], fan_in, device));
                     let b = matches!(layer, Layer::Conv(_))
                         .then(|| var(i, "bias", uniform(&[out], fan_in, device)));
-                    channels = out;
                     Built::Conv { w, b }
                 }
                 Layer::BatchNorm => Built::BatchNorm {
@@ -182,19 +198,13 @@ impl Net {
                     var: (p / i).ones_no_train("running_var", &[members * channels]),
                 },
                 Layer::Relu => Built::Relu,
-                Layer::MaxPool => {
-                    side = (side.0 / 2, side.1 / 2);
-                    Built::MaxPool
-                }
+                Layer::MaxPool => Built::MaxPool,
                 Layer::Dropout(rate) => Built::Dropout(rate),
-                Layer::Flatten => {
-                    features = channels * side.0 * side.1;
-                    Built::Flatten
-                }
+                Layer::Flatten => Built::Flatten,
                 Layer::Linear(out) => {
+                    let features = channels;
                     let w = var(i, "weight", uniform(&[out, features], features, device));
                     let b = var(i, "bias", uniform(&[out], features, device));
-                    features = out;
                     Built::Linear { w, b }
                 }
             });
@@ -203,6 +213,7 @@ impl Net {
             members,
             layers,
             compute: None,
+            layout: Layout::default(),
         }
     }
 
@@ -212,6 +223,12 @@ impl Net {
             Precision::Fp32 => None,
             Precision::Bf16 => Some(Kind::BFloat16),
         };
+        self
+    }
+
+    /// The same network with activations and convolution weights in `layout`.
+    pub fn with_layout(mut self, layout: Layout) -> Net {
+        self.layout = layout;
         self
     }
 
@@ -225,12 +242,16 @@ impl Net {
         };
         let cast = |t: Tensor| if t.kind() == kind { t } else { t.to_kind(kind) };
         let x = x.to_kind(kind);
-        let mut x = if k > 1 { x.repeat([1, k, 1, 1]) } else { x };
+        let mut x = self
+            .layout
+            .apply(if k > 1 { x.repeat([1, k, 1, 1]) } else { x });
         for layer in &self.layers {
             x = match layer {
                 Built::Conv { w, b } => {
                     let s = w.size();
-                    let weight = cast(w.reshape([k * s[1], s[2], s[3], s[4]]));
+                    let weight = self
+                        .layout
+                        .apply(cast(w.reshape([k * s[1], s[2], s[3], s[4]])));
                     x.conv2d(
                         &weight,
                         b.as_ref().map(|b| cast(b.reshape([-1]))),
@@ -253,6 +274,20 @@ impl Net {
                 ),
                 Built::Relu => x.relu(),
                 Built::MaxPool => x.max_pool2d_default(2),
+                // On CPU libtorch draws a dropout mask in memory order; drawn for the NCHW shape
+                // and then laid out like `x`, it drops the same units in both layouts. (CUDA's
+                // fused dropout has a random stream of its own, which no layout reproduces.)
+                Built::Dropout(rate)
+                    if train
+                        && x.dim() == 4
+                        && self.layout != Layout::Nchw
+                        && !x.device().is_cuda() =>
+                {
+                    let keep = Tensor::empty(x.size(), (x.kind(), x.device()))
+                        .bernoulli_float_(1.0 - rate)
+                        / (1.0 - rate);
+                    x * self.layout.apply(keep)
+                }
                 Built::Dropout(rate) => x.dropout(*rate, train),
                 Built::Flatten => {
                     let n = x.size()[0];
@@ -275,6 +310,57 @@ impl Net {
             x
         }
     }
+}
+
+/// Each layer of one `kind` network on `dataset`, with the shape `[channels, height, width]` of
+/// one image reaching it (`[features, 1, 1]` once flattened).
+fn with_inputs(kind: ModelKind, dataset: DatasetKind) -> Vec<(Layer, [i64; 3])> {
+    let (c, h, w) = dataset.image_shape();
+    let mut shape = [c, h, w];
+    architecture(kind, dataset.num_classes())
+        .into_iter()
+        .map(|layer| {
+            let input = shape;
+            shape = match layer {
+                Layer::Conv(out) | Layer::ConvNoBias(out) => [out, shape[1], shape[2]],
+                Layer::MaxPool => [shape[0], shape[1] / 2, shape[2] / 2],
+                Layer::Flatten => [shape.iter().product(), 1, 1],
+                Layer::Linear(out) => [out, 1, 1],
+                Layer::BatchNorm | Layer::Relu | Layer::Dropout(_) => shape,
+            };
+            (layer, input)
+        })
+        .collect()
+}
+
+/// The 3×3 convolutions of one `kind` network on `dataset`: `[in channels, out channels,
+/// height, width]` each (for benchmarks that time them alone).
+pub fn convolutions(kind: ModelKind, dataset: DatasetKind) -> Vec<[i64; 4]> {
+    with_inputs(kind, dataset)
+        .into_iter()
+        .filter_map(|(layer, [c, h, w])| match layer {
+            Layer::Conv(out) | Layer::ConvNoBias(out) => Some([c, out, h, w]),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Floating-point operations of one image's forward pass through one `kind` network on
+/// `dataset` (a multiply-add counts two): `(convolutions, linear layers)`. Training costs about
+/// three times this (the backward pass computes gradients of inputs and of weights).
+pub fn forward_flops(kind: ModelKind, dataset: DatasetKind) -> (f64, f64) {
+    let conv = convolutions(kind, dataset)
+        .iter()
+        .map(|[c, out, h, w]| 2.0 * (h * w * out * c * 9) as f64)
+        .sum();
+    let linear = with_inputs(kind, dataset)
+        .iter()
+        .map(|(layer, [features, _, _])| match layer {
+            Layer::Linear(out) => 2.0 * (features * out) as f64,
+            _ => 0.0,
+        })
+        .sum();
+    (conv, linear)
 }
 
 /// Number of trainable parameters of one `kind` network on `dataset`.

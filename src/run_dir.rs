@@ -29,9 +29,10 @@ pub const PROGRESS_SVG: &str = "progress.svg";
 /// Held (`flock`) by the one process that runs this directory; the kernel releases it when that
 /// process dies, so a killed run never leaves a stale lock. Holds that process's PID.
 pub const LOCK: &str = "evolve.lock";
-/// Version 3 adds the validation split, seed groups and the held-out stage; version 2 keeps one
-/// `StageState` per stage. Older files are migrated on load.
-pub const CHECKPOINT_VERSION: u32 = 3;
+/// Version 4 computes in channels-last with smaller scoring passes by default; version 3 adds the
+/// validation split, seed groups and the held-out stage; version 2 keeps one `StageState` per
+/// stage. Older files are migrated on load.
+pub const CHECKPOINT_VERSION: u32 = 4;
 /// The search's best distinct genomes kept for the held-out stage and reports (at least).
 pub const LEADERS: usize = 10;
 
@@ -527,9 +528,14 @@ impl RunDir {
         let text = match version {
             Some(1) => migrate_v1(value)
                 .and_then(migrate_v2)
+                .and_then(migrate_v3)
                 .map_err(|m| refuse(m.clone()))?
                 .to_string(),
             Some(2) => migrate_v2(value)
+                .and_then(migrate_v3)
+                .map_err(|m| refuse(m.clone()))?
+                .to_string(),
+            Some(3) => migrate_v3(value)
                 .map_err(|m| refuse(m.clone()))?
                 .to_string(),
             Some(v) if v == CHECKPOINT_VERSION as u64 => text,
@@ -658,6 +664,25 @@ fn migrate_v2(v: serde_json::Value) -> std::result::Result<serde_json::Value, St
         .map_or(0, Vec::len);
     let o = v.as_object_mut().ok_or("not a JSON object")?;
     o.entry("reevaluate").or_insert(json!(vec![Value::Null; n]));
+    v["version"] = json!(3);
+    Ok(v)
+}
+
+/// Version 3 computed in NCHW and scored 1,000 images a pass: its tasks (search and held-out)
+/// say so now, so the run resumes with the arithmetic it began with.
+fn migrate_v3(mut v: serde_json::Value) -> std::result::Result<serde_json::Value, String> {
+    use serde_json::{json, Value};
+    let config = v.get_mut("config").ok_or("field `config`: missing")?;
+    if config.pointer("/protocol/tasks").is_none() {
+        return Err("field `config.protocol.tasks`: missing".into());
+    }
+    for tasks in ["/protocol/tasks", "/holdout/protocol/tasks"] {
+        let tasks = config.pointer_mut(tasks).and_then(Value::as_array_mut);
+        for task in tasks.into_iter().flatten().filter_map(Value::as_object_mut) {
+            task.entry("layout").or_insert(json!("nchw"));
+            task.entry("score_batch").or_insert(json!(1000));
+        }
+    }
     v["version"] = json!(CHECKPOINT_VERSION);
     Ok(v)
 }

@@ -2,7 +2,7 @@
 use crate::data::{loader::BatchStream, Dataset, DatasetKind};
 use crate::error::{Error, Result};
 use crate::genome::Genome;
-use crate::models::{ModelKind, Net, Precision};
+use crate::models::{Layout, ModelKind, Net, Precision};
 use crate::optim::UpdateRule;
 use serde::{Deserialize, Serialize};
 use tch::{nn, Device, Kind, Tensor};
@@ -24,8 +24,11 @@ pub struct Task {
     pub batch: i64,
     pub steps: u64,
     /// `fp32` (default) or `bf16` mixed precision.
-    #[serde(default, skip_serializing_if = "is_fp32")]
+    #[serde(default, skip_serializing_if = "is_default")]
     pub precision: Precision,
+    /// `channels_last` (default) or `nchw`: the memory layout of activations (see `Layout`).
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub layout: Layout,
     /// The split fitness is scored on (see `ScoreOn`).
     #[serde(default)]
     pub score_on: ScoreOn,
@@ -37,10 +40,25 @@ pub struct Task {
     /// screening rung sets it; see `Protocol::screening`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub score_images: Option<i64>,
+    /// Images per forward pass when scoring. Results do not depend on it beyond rounding; on CPU
+    /// a batch whose activations fit the cache is fastest (see the evaluation bench).
+    #[serde(
+        default = "default_score_batch",
+        skip_serializing_if = "is_default_score_batch"
+    )]
+    pub score_batch: i64,
 }
 
-fn is_fp32(p: &Precision) -> bool {
-    *p == Precision::Fp32
+fn is_default<T: Default + PartialEq>(value: &T) -> bool {
+    *value == T::default()
+}
+
+fn default_score_batch() -> i64 {
+    128
+}
+
+fn is_default_score_batch(n: &i64) -> bool {
+    *n == default_score_batch()
 }
 
 fn default_validation() -> i64 {
@@ -106,6 +124,12 @@ impl Task {
             return Err(format!(
                 "`validation`: {} images, but the dataset has {available} training images; allowed: 1..{available}",
                 self.validation
+            ));
+        }
+        if self.score_batch < 1 {
+            return Err(format!(
+                "`score_batch`: {} images per pass; allowed: 1 or more",
+                self.score_batch
             ));
         }
         if self.train_subset > pool {
@@ -243,7 +267,8 @@ impl<'a> Trainer<'a> {
         tch::manual_seed(seed as i64);
         let mut vs = nn::VarStore::new(device);
         let model = Net::new(task.model, &vs.root(), task.dataset, genomes.len() as i64)
-            .with_precision(task.precision);
+            .with_precision(task.precision)
+            .with_layout(task.layout);
         vs.set_kind(kind);
         let stream = BatchStream::new(data, task.train_pool(data), task.train_subset, task.batch);
         let opt = UpdateRule::stacked(genomes, &vs, task.steps);
@@ -263,12 +288,34 @@ impl<'a> Trainer<'a> {
 
     /// One training step of every member on the next batch; returns their losses `[K]`.
     pub fn step(&mut self) -> Tensor {
-        let (x, y) = self.stream.next_batch();
-        let losses = member_losses(&self.model.forward(&x, true), &y);
+        let (x, y) = self.next_batch();
+        let losses = self.forward(&x, &y);
+        self.backward(&losses);
+        self.update();
+        losses.detach()
+    }
+
+    // The step's phases are public so that the evaluation bench can time each one.
+
+    /// The next augmented batch `(images, labels)`.
+    pub fn next_batch(&mut self) -> (Tensor, Tensor) {
+        self.stream.next_batch()
+    }
+
+    /// Each member's mean loss on `(x, y)`, `[K]`, with its graph.
+    pub fn forward(&self, x: &Tensor, y: &Tensor) -> Tensor {
+        member_losses(&self.model.forward(x, true), y)
+    }
+
+    /// Every member's gradients of `losses`.
+    pub fn backward(&mut self, losses: &Tensor) {
         self.opt.zero_grad();
         losses.sum(Kind::Float).backward();
+    }
+
+    /// Every member's optimizer step.
+    pub fn update(&mut self) {
         self.opt.step();
-        losses.detach()
     }
 }
 
@@ -341,7 +388,7 @@ pub fn train_stacked(
     let all_diverged = diverged.iter().all(|&d| d);
     let measure = |(x, y): (Tensor, Tensor)| match all_diverged {
         true => vec![0.0; k],
-        false => accuracy(&trainer.model, data, &x, &y),
+        false => accuracy(&trainer.model, data, &x, &y, task.score_batch),
     };
     let scored = measure(task.scoring_split(data));
     // Scored on the whole test set already: that is the test accuracy.
@@ -382,14 +429,14 @@ fn member_losses(logits: &Tensor, y: &Tensor) -> Tensor {
         .mean_dim(1, false, Kind::Float)
 }
 
-/// Each member's accuracy on images `x` (uint8) with labels `y`, counted on the device, read
-/// back once.
-pub fn accuracy(model: &Net, data: &Dataset, x: &Tensor, y: &Tensor) -> Vec<f64> {
+/// Each member's accuracy on images `x` (uint8) with labels `y`, `batch` images per forward pass
+/// without autograd, counted on the device, read back once.
+pub fn accuracy(model: &Net, data: &Dataset, x: &Tensor, y: &Tensor, batch: i64) -> Vec<f64> {
     let _no_grad = tch::no_grad_guard();
     let n = y.size()[0];
     let mut correct: Option<Tensor> = None;
-    for start in (0..n).step_by(1000) {
-        let len = 1000.min(n - start);
+    for start in (0..n).step_by(batch.max(1) as usize) {
+        let len = batch.min(n - start);
         let batch = data.normalise(&x.narrow(0, start, len));
         let predicted = model.forward(&batch, false).argmax(-1, false);
         let hits = predicted

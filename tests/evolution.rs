@@ -7,7 +7,8 @@ use std::time::Duration;
 
 mod common;
 use common::run::{
-    history, kill_and_resume, ok, old_checkpoint_resumes_exactly, tiny_config, Fixture,
+    as_before_v4, history, kill_and_resume, ok, old_checkpoint_resumes_exactly, tiny_config,
+    Fixture,
 };
 
 fn fixture() -> Fixture {
@@ -415,7 +416,8 @@ fn the_loop_reports_every_evaluation_then_its_generation_to_an_observer() {
 #[test]
 fn a_version_1_checkpoint_is_migrated_and_resumes_exactly() {
     // Version 1 kept parallel fields per stage.
-    old_checkpoint_resumes_exactly(&fixture(), |cp| {
+    let fixture = Fixture::new(&as_before_v4(&tiny_config(5, 3)));
+    old_checkpoint_resumes_exactly(&fixture, |cp| {
         let o = cp.as_object_mut().unwrap();
         let full = o.remove("full").unwrap();
         o.remove("screen");

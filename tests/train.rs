@@ -21,6 +21,8 @@ fn task(steps: u64) -> Task {
         score_on: ScoreOn::Test,
         validation: 200,
         score_images: None,
+        layout: Default::default(),
+        score_batch: 128,
     }
 }
 
@@ -184,6 +186,12 @@ fn the_published_models_have_the_published_shapes() {
     assert_eq!(
         models::parameter_count(ModelKind::MarfinetzCnn, DatasetKind::Cifar10),
         cifar
+    );
+    // A multiply-add is two operations: conv 32·32 pixels · 32·3·9, 32·32 · 32·32·9, 16·16 · 64·32·9,
+    // 16·16 · 64·64·9; linear 4096·512 + 512·10.
+    assert_eq!(
+        models::forward_flops(ModelKind::MarfinetzCnn, DatasetKind::Cifar10),
+        (48_955_392.0, 4_204_544.0)
     );
     // conv 1→32, conv 32→64, linear 3136→256, linear 256→10.
     assert_eq!(

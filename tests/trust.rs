@@ -12,7 +12,8 @@ use std::collections::BTreeMap;
 
 mod common;
 use common::run::{
-    history, kill_and_resume, ok, old_checkpoint_resumes_exactly, tiny_config, Fixture,
+    as_before_v4, history, kill_and_resume, ok, old_checkpoint_resumes_exactly, tiny_config,
+    Fixture,
 };
 
 fn evolve(args: &[&str]) -> std::process::Command {
@@ -296,11 +297,18 @@ fn the_winner_is_chosen_on_the_held_out_protocol_when_the_search_winner_loses_th
 }
 
 #[test]
+fn a_version_3_run_resumes_in_the_layout_and_scoring_passes_it_began_with() {
+    // Version 3 computed in NCHW and scored 1,000 images a pass; today's defaults round otherwise.
+    let fixture = Fixture::new(&as_before_v4(&tiny_config(5, 3)));
+    old_checkpoint_resumes_exactly(&fixture, |cp| cp["version"] = 3.into());
+}
+
+#[test]
 fn a_version_2_run_scored_on_the_test_set_resumes_as_it_began() {
     // Version 2 scored every genome once on the official test set.
     let mut config: serde_json::Value = serde_json::from_str(&tiny_config(5, 3)).unwrap();
     config["protocol"]["tasks"][0]["score_on"] = "test".into();
-    old_checkpoint_resumes_exactly(&Fixture::new(&config.to_string()), |cp| {
+    old_checkpoint_resumes_exactly(&Fixture::new(&as_before_v4(&config.to_string())), |cp| {
         // As version 2 wrote it: no split, no seed groups, no held-out stage.
         let o = cp.as_object_mut().unwrap();
         for key in ["reevaluate", "leaders", "holdout", "best_holdout"] {

@@ -116,7 +116,7 @@ impl UpdateRule {
                 None
             },
             segments: any(&|g| g.trust_ratio || g.diffgrad)
-                .then(|| Segments::new(&numels, k, flat.device())),
+                .then(|| Segments::new(&numels, flat.device())),
             genomes,
             total_steps,
             t: 0,

@@ -183,8 +183,20 @@ pub fn kill_at_line(f: &Fixture, run: &Path, lines: usize) {
     child.wait().unwrap();
 }
 
-/// Kills a run of `f` after 7 history lines, rewrites its checkpoint with `rewrite` (as an older
-/// version wrote it), resumes it and checks that it equals an uninterrupted run.
+/// `config` (JSON) computing as evolve did before checkpoint version 4 (NCHW, 1,000 images a
+/// scoring pass), for runs that stand in for ones an older evolve started.
+pub fn as_before_v4(config: &str) -> String {
+    let mut v: serde_json::Value = serde_json::from_str(config).unwrap();
+    for task in v["protocol"]["tasks"].as_array_mut().unwrap() {
+        task["layout"] = "nchw".into();
+        task["score_batch"] = 1000.into();
+    }
+    v.to_string()
+}
+
+/// Kills a run of `f` (a fixture made with `as_before_v4`) after 7 history lines, rewrites its
+/// checkpoint with `rewrite` (as an older version wrote it), resumes it and checks that it equals
+/// an uninterrupted run.
 pub fn old_checkpoint_resumes_exactly(f: &Fixture, rewrite: impl FnOnce(&mut serde_json::Value)) {
     let reference = f.path("reference");
     ok(f.start(&reference, &[]));
@@ -193,6 +205,16 @@ pub fn old_checkpoint_resumes_exactly(f: &Fixture, rewrite: impl FnOnce(&mut ser
     let path = run.join("checkpoint.json");
     let mut cp: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    // No version before 4 wrote a task's layout or scoring batch.
+    for task in cp["config"]["protocol"]["tasks"].as_array_mut().unwrap() {
+        let task = task.as_object_mut().unwrap();
+        assert_eq!(task.remove("layout"), Some("nchw".into()), "as_before_v4");
+        assert_eq!(
+            task.remove("score_batch"),
+            Some(1000.into()),
+            "as_before_v4"
+        );
+    }
     rewrite(&mut cp);
     std::fs::write(&path, serde_json::to_string_pretty(&cp).unwrap()).unwrap();
     ok(f.resume(&run, &[]));
