@@ -87,6 +87,8 @@ fn main() {
         c
     };
     let all = levers.len() - 1;
+    const BF16_ROW: usize = 3;
+    assert!(levers[BF16_ROW].0.contains("bf16"));
     let seed = config.search.seed;
     let mut runs: Vec<(String, Config)> = levers
         .iter()
@@ -129,7 +131,8 @@ fn main() {
             best.score.vs_adam,
             best.genome.label(),
         );
-        if i == 3 {
+        // The row that adds bf16 screening: did it promote other genomes than float32 would?
+        if i == BF16_ROW {
             promotions_against_fp32(&dir, &cp, &c, device, &data_root);
         }
         results.push((cp.total_steps, seconds, best.score.vs_adam));
