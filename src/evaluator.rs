@@ -55,10 +55,10 @@ impl Pruning {
                     .iter()
                     .map(|f| ((task.steps as f64 * f).ceil() as u64).clamp(1, task.steps))
                     .filter(|&step| step as usize <= run.losses.len())
-                    .map(|step| {
+                    .filter_map(|step| {
                         let upto = &run.losses[..step as usize];
-                        let tail = &upto[upto.len().saturating_sub(config.window)..];
-                        (step, config.margin * crate::train::mean_loss(tail))
+                        let adam = crate::train::recent_mean(upto, config.window)?;
+                        Some((step, config.margin * adam))
                     })
                     .collect();
                 let bar = Bar {

@@ -18,11 +18,7 @@ pub fn run_fitness(run: &RunMetrics) -> f64 {
     if run.diverged {
         return DIVERGED;
     }
-    let tail = &run.losses[run.losses.len().saturating_sub(LOSS_TAIL)..];
-    let mean = match tail.is_empty() {
-        true => f64::INFINITY,
-        false => crate::train::mean_loss(tail),
-    };
+    let mean = crate::train::recent_mean(&run.losses, LOSS_TAIL).unwrap_or(f64::INFINITY);
     run.val_acc + LOSS_BONUS * (1.0 - mean).max(0.0)
 }
 
@@ -215,13 +211,13 @@ impl Score {
         self.tasks.iter().map(|t| t.seconds).sum()
     }
 
-    /// The same score without per-step loss curves and timings (what run directories keep:
-    /// compact, and equal between two runs that trained the same way).
     /// Whether any run behind this score was stopped by learning-curve pruning.
     pub fn pruned(&self) -> bool {
         self.tasks.iter().flat_map(|t| &t.runs).any(|r| r.pruned)
     }
 
+    /// The same score without per-step loss curves and timings (what run directories keep:
+    /// compact, and equal between two runs that trained the same way).
     pub fn without_curves(mut self) -> Score {
         for task in &mut self.tasks {
             task.seconds = 0.0;

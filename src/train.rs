@@ -181,19 +181,27 @@ pub struct Bar {
 }
 
 impl Bar {
+    /// The limit checked after `step` steps, if the run is checked there.
+    fn limit_at(&self, step: u64) -> Option<f64> {
+        self.limits
+            .iter()
+            .find(|(s, _)| *s == step)
+            .map(|&(_, l)| l)
+    }
+
     /// Whether a run with loss curve `curve` (every step so far) falls below the bar at `step`.
     fn fails(&self, step: u64, curve: &[f32]) -> bool {
-        let Some(&(_, limit)) = self.limits.iter().find(|(s, _)| *s == step) else {
-            return false;
-        };
-        let tail = &curve[curve.len().saturating_sub(self.window)..];
-        !tail.is_empty() && mean_loss(tail) > limit
+        let recent = recent_mean(curve, self.window);
+        self.limit_at(step)
+            .is_some_and(|limit| recent.is_some_and(|mean| mean > limit))
     }
 }
 
-/// The mean of `losses`, in f64.
-pub fn mean_loss(losses: &[f32]) -> f64 {
-    losses.iter().map(|&l| l as f64).sum::<f64>() / losses.len().max(1) as f64
+/// The mean of the last `window` losses of a curve, in f64 (`None` for an empty curve).
+pub fn recent_mean(losses: &[f32], window: usize) -> Option<f64> {
+    let tail = &losses[losses.len().saturating_sub(window)..];
+    let sum: f64 = tail.iter().map(|&l| l as f64).sum();
+    (!tail.is_empty()).then(|| sum / tail.len() as f64)
 }
 
 /// libtorch draws from one process-wide generator, so two runs training at once would interleave
@@ -343,7 +351,7 @@ pub fn train_stacked(
     let mut curves: Vec<Vec<f32>> = vec![Vec::with_capacity(task.steps as usize); k];
     let mut diverged = vec![false; k];
     let mut pruned = vec![false; k];
-    let checkpoint = |done: u64| bar.is_some_and(|b| b.limits.iter().any(|(s, _)| *s == done));
+    let checkpoint = |done: u64| bar.and_then(|b| b.limit_at(done)).is_some();
     let mut checked = 0u64;
     for s in 0..task.steps {
         if let Some(signal) = crate::interrupt::requested() {

@@ -348,6 +348,19 @@ fn the_validation_split_never_overlaps_a_training_subset() {
         err.contains("train_subset") && err.contains("validation"),
         "{err}"
     );
+    // A scoring pass of no images is refused, naming the field and what it allows.
+    for score_batch in [0, -5] {
+        let err = Task {
+            score_batch,
+            ..task(10)
+        }
+        .check_sizes(n)
+        .unwrap_err();
+        assert!(
+            err.contains("`score_batch`") && err.contains("allowed: 1 or more"),
+            "{err}"
+        );
+    }
 }
 
 #[test]
