@@ -268,7 +268,8 @@ fn scoring_passes(b: &Bench, batches: &[String]) {
                 .map(|batch| {
                     let batch: i64 = batch.parse().expect("--score-batches N,N,…");
                     let score = || {
-                        accuracy(&net, &b.data, &b.data.test_x, &b.data.test_y, batch);
+                        accuracy(&net, &b.data, &b.data.test_x, &b.data.test_y, batch)
+                            .expect("no stop signal in a bench");
                     };
                     score();
                     format!("{batch} a pass {:.2} s", timed(b.device, score))

@@ -109,7 +109,7 @@ pub struct ReplayArgs {
     #[arg(long)]
     pub holdout: bool,
     /// Base of the run seeds (fresh seeds: a number the search never used).
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true, value_parser = evolve::config::seed_flag)]
     pub seed: Option<u64>,
     /// Print one JSON document instead of a table.
     #[arg(long)]
@@ -138,9 +138,10 @@ pub struct EvolveArgs {
 }
 
 pub fn at_least_one(s: &str) -> std::result::Result<usize, String> {
+    let most = evolve::config::MAX_BATCH_CANDIDATES;
     match s.parse::<usize>() {
-        Ok(k) if k >= 1 => Ok(k),
-        _ => Err(format!("`{s}`; allowed: an integer ≥ 1")),
+        Ok(k) if (1..=most).contains(&k) => Ok(k),
+        _ => Err(format!("`{s}`; allowed: an integer ≥ 1, at most {most}")),
     }
 }
 

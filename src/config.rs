@@ -55,19 +55,23 @@ impl Protocol {
                 "field `{field}.tasks`: empty; allowed: one or more tasks"
             ));
         }
-        if self.seeds == 0 {
-            return Err(format!("field `{field}.seeds`: 0; allowed: an integer ≥ 1"));
+        if !(1..=MAX_SEEDS).contains(&self.seeds) {
+            return Err(format!(
+                "field `{field}.seeds`: {}; allowed: 1..={MAX_SEEDS}",
+                self.seeds
+            ));
         }
         for (i, t) in self.tasks.iter().enumerate() {
-            if t.steps == 0
-                || t.batch <= 0
+            if !(1..=MAX_STEPS).contains(&t.steps)
+                || !(1..=MAX_BATCH).contains(&t.batch)
                 || t.train_subset < t.batch
                 || t.validation < 1
                 || t.score_images.is_some_and(|n| n < 1)
             {
+                let score_images = t.score_images.map_or("absent".into(), |n| n.to_string());
                 return Err(format!(
-                    "field `{field}.tasks[{i}]` ({}): steps {}, batch {}, train_subset {}, validation {}, score_images {:?}; allowed: steps ≥ 1, batch ≥ 1, train_subset ≥ batch, validation ≥ 1, score_images ≥ 1 or absent",
-                    t.name, t.steps, t.batch, t.train_subset, t.validation, t.score_images
+                    "field `{field}.tasks[{i}]` ({}): steps {}, batch {}, train_subset {}, validation {}, score_images {score_images}; allowed: steps 1..={MAX_STEPS}, batch 1..={MAX_BATCH}, train_subset ≥ batch, validation ≥ 1, score_images ≥ 1 or absent",
+                    t.name, t.steps, t.batch, t.train_subset, t.validation
                 ));
             }
             if self.tasks[..i].iter().any(|o| o.name == t.name) {
@@ -80,6 +84,29 @@ impl Protocol {
 
 /// Seed groups per genome are bounded: each costs a full evaluation.
 pub const MAX_SEED_GROUPS: u64 = 100;
+
+// Upper bounds on every count a config or flag sets, far above any real search (the paper's is
+// 50 genomes × 50 generations × 500 steps × 2 seeds) and low enough that no allocation sized by
+// one can exhaust memory or a start-up never end. The README lists them.
+/// Training steps of one task's run (its loss curve is kept: 4 bytes a step).
+pub const MAX_STEPS: u64 = 1_000_000;
+/// Runs (seeds) per task.
+pub const MAX_SEEDS: u64 = 1_000;
+/// Images per training step.
+pub const MAX_BATCH: i64 = 65_536;
+/// Genomes per generation.
+pub const MAX_POPULATION: usize = 10_000;
+pub const MAX_GENERATIONS: usize = 100_000;
+/// Genomes trained side by side in one stacked network.
+pub const MAX_BATCH_CANDIDATES: usize = 1_024;
+/// Worker processes, devices, array tasks at once, windows per array task.
+pub const MAX_WORKERS: usize = 4_096;
+/// Genomes re-checked on the held-out protocol.
+pub const MAX_HOLDOUT_TOP: usize = 1_000;
+/// Pruning points per run.
+pub const MAX_PRUNE_POINTS: usize = 100;
+/// What `fidelity.prune.margin` may be: a factor on Adam's loss.
+pub const PRUNE_MARGIN: [f64; 2] = [1.0, 100.0];
 
 fn splitmix64(x: u64) -> u64 {
     let mut z = x.wrapping_add(0x9e3779b97f4a7c15);
@@ -323,7 +350,10 @@ pub struct Fidelity {
 
 /// Learning-curve pruning in the full rung: at each fraction `at` of a task's steps, a run whose
 /// mean training loss over the last `window` steps is more than `margin` times Adam's (same
-/// task, same seed, same step) stops there. Its evaluation is recorded with stage `pruned` and
+/// task, same seed, same step) stops there. `margin` compares losses, not accuracies: at 1 every
+/// run behind Adam's loss stops, even one that would end level with Adam's accuracy; a run whose
+/// loss equals Adam's never does. A point that falls on or after a task's last step is dropped
+/// (stopping there saves nothing). Its evaluation is recorded with stage `pruned` and
 /// capped like a screening score, so it never outranks a completed run. Comparing with Adam
 /// alone (not with the generation's other runs) keeps a genome's score a function of the genome
 /// and the protocol: memoised, resumable and the same under every executor.
@@ -439,11 +469,27 @@ impl Default for ExecutorConfig {
 
 impl ExecutorConfig {
     pub fn validate(&self) -> std::result::Result<(), String> {
-        if self.workers == 0 || self.max_parallel == 0 || self.windows_per_task == 0 {
+        let counts = [self.workers, self.max_parallel, self.windows_per_task];
+        if counts.iter().any(|n| !(1..=MAX_WORKERS).contains(n)) || self.devices.len() > MAX_WORKERS
+        {
             return Err(format!(
-                "field `executor`: workers {}, max_parallel {}, windows_per_task {}; allowed: each ≥ 1",
-                self.workers, self.max_parallel, self.windows_per_task
+                "field `executor`: workers {}, max_parallel {}, windows_per_task {}, {} devices; allowed: each 1..={MAX_WORKERS}, at most {MAX_WORKERS} devices",
+                self.workers, self.max_parallel, self.windows_per_task, self.devices.len()
             ));
+        }
+        // These reach a batch script or a command line: a newline would become a line of its own.
+        for (field, values) in [
+            ("sbatch_args", &self.sbatch_args),
+            ("devices", &self.devices),
+        ] {
+            for (i, value) in values.iter().enumerate() {
+                if value.chars().any(char::is_control) {
+                    return Err(format!(
+                        "field `executor.{field}[{i}]`: `{}` holds a control character (a newline, tab or the like); allowed: printable text, one argument per entry",
+                        value.escape_debug()
+                    ));
+                }
+            }
         }
         if self.retries > 100 {
             return Err(format!(
@@ -546,7 +592,7 @@ pub struct SearchOverrides {
     #[arg(long)]
     pub population: Option<usize>,
     /// Seed of the GA and of the training runs.
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true, value_parser = seed_flag)]
     pub seed: Option<u64>,
     /// Multi-fidelity selection (on/off): screen every new genome on a cut-down budget, train
     /// only the best in full (the config's `fidelity` section sets budget and fraction).
@@ -566,6 +612,13 @@ impl SearchOverrides {
         config.fidelity.enabled = self.fidelity.unwrap_or(config.fidelity.enabled);
         checked(config)
     }
+}
+
+/// A `--seed` value; a negative or malformed one is refused with the allowed range (clap alone
+/// would take `-1` for an unknown flag).
+pub fn seed_flag(s: &str) -> std::result::Result<u64, String> {
+    s.parse::<u64>()
+        .map_err(|_| format!("`{s}`; allowed: an integer 0..={}", u64::MAX))
 }
 
 fn checked(config: &Config) -> Result<()> {
@@ -606,22 +659,29 @@ impl Config {
         self.protocol.validate("protocol")?;
         if let Some(h) = &self.holdout {
             h.protocol.validate("holdout.protocol")?;
-            if h.every == 0 || h.top == 0 {
+            if !(1..=MAX_GENERATIONS).contains(&h.every) || !(1..=MAX_HOLDOUT_TOP).contains(&h.top)
+            {
                 return Err(format!(
-                    "field `holdout`: every {}, top {}; allowed: both ≥ 1",
+                    "field `holdout`: every {}, top {}; allowed: every 1..={MAX_GENERATIONS}, top 1..={MAX_HOLDOUT_TOP}",
                     h.every, h.top
                 ));
             }
         }
         let s = &self.search;
-        if s.population < 2
+        if !(2..=MAX_POPULATION).contains(&s.population)
             || s.elites >= s.population
             || s.tournament == 0
             || s.tournament > s.population
         {
             return Err(format!(
-                "field `search`: population {}, elites {}, tournament {}; allowed: population ≥ 2, elites < population, 1 ≤ tournament ≤ population",
+                "field `search`: population {}, elites {}, tournament {}; allowed: population 2..={MAX_POPULATION}, elites < population, 1 ≤ tournament ≤ population",
                 s.population, s.elites, s.tournament
+            ));
+        }
+        if s.generations > MAX_GENERATIONS {
+            return Err(format!(
+                "field `search.generations`: {}; allowed: 0..={MAX_GENERATIONS}",
+                s.generations
             ));
         }
         if !(1..=MAX_SEED_GROUPS).contains(&s.max_seed_groups) {
@@ -631,18 +691,21 @@ impl Config {
             ));
         }
         let f = &self.fidelity;
-        if f.score_images.is_some_and(|n| n < 1) {
+        if let Some(n) = f.score_images.filter(|&n| n < 1) {
             return Err(format!(
-                "field `fidelity.score_images`: {:?}; allowed: an integer ≥ 1, or null (the whole split)",
-                f.score_images
+                "field `fidelity.score_images`: {n}; allowed: an integer ≥ 1, or null (the whole split)"
             ));
         }
         if let Some(p) = &f.prune {
             let fractions = p.at.iter().all(|a| *a > 0.0 && *a < 1.0);
-            if p.at.is_empty() || !fractions || p.margin.is_nan() || p.margin < 1.0 || p.window == 0
+            let [lo, hi] = PRUNE_MARGIN;
+            if !(1..=MAX_PRUNE_POINTS).contains(&p.at.len())
+                || !fractions
+                || !(lo..=hi).contains(&p.margin)
+                || !(1..=MAX_STEPS as usize).contains(&p.window)
             {
                 return Err(format!(
-                    "field `fidelity.prune`: at {:?}, margin {}, window {}; allowed: at a non-empty list of fractions in (0, 1), margin ≥ 1 (a factor on Adam's loss), window ≥ 1 step",
+                    "field `fidelity.prune`: at {:?}, margin {}, window {}; allowed: at 1 to {MAX_PRUNE_POINTS} fractions in (0, 1) of each task's steps, margin in [{lo}, {hi}] (a factor on Adam's mean training loss: a run is stopped when its loss exceeds margin × Adam's), window 1..={MAX_STEPS} steps",
                     p.at, p.margin, p.window
                 ));
             }

@@ -6,7 +6,7 @@ use tch::Device;
 pub fn parse(spec: &str) -> Result<Device> {
     let bad = || {
         Error::Usage(format!(
-            "--device {spec}: allowed values are auto, cpu, cuda, cuda:N"
+            "`{spec}`: allowed values are auto, cpu, cuda, cuda:N"
         ))
     };
     match spec {
@@ -26,7 +26,7 @@ fn cuda(index: usize) -> Result<Device> {
         Ok(Device::Cuda(index))
     } else {
         Err(Error::Usage(format!(
-            "--device cuda:{index}: this machine has {count} CUDA device(s) visible to libtorch"
+            "`cuda:{index}`: this machine has {count} CUDA device(s) visible to libtorch (cuda:0 to cuda:N-1)"
         )))
     }
 }

@@ -53,8 +53,9 @@ impl Pruning {
                 let limits = config
                     .at
                     .iter()
-                    .map(|f| ((task.steps as f64 * f).ceil() as u64).clamp(1, task.steps))
-                    .filter(|&step| step as usize <= run.losses.len())
+                    .map(|f| ((task.steps as f64 * f).ceil() as u64).max(1))
+                    // Stopping at or after the last step saves nothing: not a pruning point.
+                    .filter(|&step| step < task.steps && step as usize <= run.losses.len())
                     .filter_map(|step| {
                         let upto = &run.losses[..step as usize];
                         let adam = crate::train::recent_mean(upto, config.window)?;
@@ -118,15 +119,7 @@ impl Evaluator {
                 let loaded = Dataset::load(task.dataset, root)?.to_device(self.device);
                 slot.insert(Rc::new(loaded));
             }
-            let available = data[&task.dataset].train_y.size()[0];
-            task.check_sizes(available).map_err(|m| {
-                Error::Usage(format!(
-                    "task `{}` ({} under {}): {m}",
-                    task.name,
-                    task.dataset.dir_name(),
-                    root.display()
-                ))
-            })?;
+            task.check_against(data[&task.dataset].train_y.size()[0], root)?;
         }
         Ok(self.sharing(protocol.clone(), data))
     }

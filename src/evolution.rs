@@ -12,7 +12,6 @@ use crate::error::{Error, Result};
 use crate::evaluator::{baseline_group, Pruning};
 use crate::executor::{self, Executor, WorkItem, WorkResult};
 use crate::fitness::{Score, TaskScore};
-use crate::fsutil::{write_atomic, write_json_atomic};
 use crate::ga::Ga;
 use crate::genome::{adam_baseline, Genome, SHIPPED};
 use crate::report;
@@ -80,10 +79,48 @@ pub fn default_run_dir(config: Option<&Path>) -> PathBuf {
     PathBuf::from(format!("runs/{stem}-{now}"))
 }
 
-/// Starts a new run in `out`, which must be missing or empty.
+/// Checks what a run will need before anything is created: every dataset of the search and
+/// held-out protocols is there with room for the task's splits (from file headers: nothing is
+/// loaded), and the executor's devices and tools exist.
+pub fn preflight(config: &Config, options: &RunOptions) -> Result<()> {
+    let holdout = config.holdout.as_ref().map(|h| &h.protocol);
+    let tasks = std::iter::once(&config.protocol)
+        .chain(holdout)
+        .flat_map(|p| &p.tasks);
+    let mut counts = std::collections::HashMap::new();
+    for task in tasks {
+        let available = match counts.get(&task.dataset) {
+            Some(&n) => n,
+            None => crate::data::train_count(task.dataset, &options.data_root)?,
+        };
+        counts.insert(task.dataset, available);
+        task.check_against(available, &options.data_root)?;
+    }
+    executor::preflight(&config.executor)
+}
+
+/// Starts a new run in `out`, which must be missing or empty. What it needs is checked first
+/// (`preflight`); a run that still fails before its first evaluation takes its files away with
+/// it, so the same command, corrected, can be run again.
 pub fn start(config: Config, out: &Path, options: &RunOptions) -> Result<Checkpoint> {
+    preflight(&config, options)?;
+    let existed = out.exists();
     let dir = RunDir::create(out)?;
-    write_json_atomic(&dir.file(CONFIG), &config)?;
+    match begin(&dir, config, options) {
+        Err(e) if !matches!(e, Error::Interrupted(_)) && dir.nothing_evaluated() => {
+            dir.remove_unstarted(existed);
+            Err(Error::run(
+                out,
+                format!("{e}; nothing had been evaluated, so the run's files were removed: fix the cause and run the same command again"),
+            ))
+        }
+        outcome => outcome,
+    }
+}
+
+/// Writes a new run's config, first checkpoint and empty history into `dir`, then runs it.
+fn begin(dir: &RunDir, config: Config, options: &RunOptions) -> Result<Checkpoint> {
+    dir.write_json(CONFIG, &config)?;
     let min_steps = config
         .protocol
         .tasks
@@ -129,7 +166,7 @@ pub fn start(config: Config, out: &Path, options: &RunOptions) -> Result<Checkpo
     dir.save(&checkpoint)?;
     dir.truncate_history(0)?;
     let executor = checkpoint.config.executor.clone();
-    run(&dir, checkpoint, options, &executor)
+    run(dir, checkpoint, options, &executor)
 }
 
 /// Continues the run in `path`. `requested` turns the run's saved config into the one the user
@@ -143,6 +180,7 @@ pub fn resume(
 ) -> Result<Checkpoint> {
     let (dir, checkpoint) = RunDir::resume(path)?;
     let mut wanted = requested(&checkpoint.config)?;
+    executor::preflight(&wanted.executor)?;
     let executor = std::mem::replace(&mut wanted.executor, checkpoint.config.executor.clone());
     if wanted != checkpoint.config {
         return Err(Error::run(
@@ -755,7 +793,7 @@ fn write_best(dir: &RunDir, cp: &Checkpoint) -> Result<()> {
     let save = |e: &Evaluation, file: &str| {
         let mut genome = e.genome.clone();
         genome.name = Some(genome.name.unwrap_or_else(|| format!("evolved-{}", e.hash)));
-        genome.save(&dir.file(file))
+        dir.write_json(file, &genome)
     };
     if let Some(winner) = cp.winner() {
         save(winner, BEST)?;
@@ -770,15 +808,12 @@ fn write_best(dir: &RunDir, cp: &Checkpoint) -> Result<()> {
 fn write_reports(dir: &RunDir, cp: &Checkpoint) -> Result<()> {
     write_best(dir, cp)?;
     let history = dir.history(cp)?;
-    write_atomic(&dir.file(SUMMARY), report::summary_markdown(cp).as_bytes())?;
-    write_atomic(
-        &dir.file(FITNESS_SVG),
+    dir.write(SUMMARY, report::summary_markdown(cp).as_bytes())?;
+    dir.write(
+        FITNESS_SVG,
         report::fitness_svg(&cp.generations, &history).as_bytes(),
     )?;
-    write_atomic(
-        &dir.file(PROGRESS_SVG),
-        report::progress_svg(&history).as_bytes(),
-    )
+    dir.write(PROGRESS_SVG, report::progress_svg(&history).as_bytes())
 }
 
 /// What `evolve status RUN` prints: readable while the run goes on (it takes no lock).

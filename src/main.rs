@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
+    evolve::interrupt::ignore_file_size_signal();
     let cli = Cli::parse();
     let result = match cli.command {
         Some(Command::Doctor { data_dir }) => {

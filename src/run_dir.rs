@@ -8,7 +8,7 @@
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::fitness::{Score, TaskScore};
-use crate::fsutil::write_json_atomic;
+use crate::fsutil::write_json_confined;
 use crate::ga::Ga;
 use crate::genome::Genome;
 use serde::{Deserialize, Serialize};
@@ -373,8 +373,8 @@ impl RunLock {
     /// Takes the lock of `dir`, or says which process holds it.
     pub fn acquire(dir: &Path) -> Result<RunLock> {
         let path = dir.join(LOCK);
-        crate::fsutil::write_target(&path)?;
-        let mut file = OpenOptions::new()
+        crate::fsutil::refuse_link(&path)?;
+        let mut file = no_follow()
             .read(true)
             .write(true)
             .create(true)
@@ -507,10 +507,27 @@ impl RunDir {
         if self.file(CHECKPOINT).is_file() {
             return Ok(());
         }
-        Err(Error::run(
-            &self.path,
-            format!("no {CHECKPOINT} here: not an evolve run directory (or the run never started)"),
-        ))
+        let message = match RunLock::holder(&self.path) {
+            Some(pid) => format!("is being created by evolve (PID {pid}): its {CHECKPOINT} is not written yet; try again in a moment"),
+            None => format!("no {CHECKPOINT} here: not an evolve run directory (or the run never started)"),
+        };
+        Err(Error::run(&self.path, message))
+    }
+
+    /// Refuses a path that is not a run directory: its `config.json` and `checkpoint.json` must
+    /// be regular files in it (not links), as the driver writes them.
+    pub fn require_run(&self) -> Result<()> {
+        self.require_checkpoint()?;
+        for name in [CONFIG, CHECKPOINT] {
+            let path = self.file(name);
+            if !std::fs::symlink_metadata(&path).is_ok_and(|m| m.is_file()) {
+                return Err(Error::run(
+                    &self.path,
+                    format!("not an evolve run directory: {name} is missing or not a regular file"),
+                ));
+            }
+        }
+        Ok(())
     }
 
     /// Reads and checks `checkpoint.json` against itself and `history.jsonl`; a corrupt or
@@ -519,7 +536,7 @@ impl RunDir {
         self.require_checkpoint()?;
         let path = self.file(CHECKPOINT);
         let refuse = |m: String| {
-            Error::run(&path, format!("corrupt or inconsistent checkpoint, refusing to resume ({m}); nothing in the run directory was changed"))
+            Error::run(&path, format!("corrupt or inconsistent checkpoint, refusing to read or resume it ({m}); nothing in the run directory was changed"))
         };
         let text = crate::fsutil::read_to_string(&path)?;
         let value: serde_json::Value =
@@ -553,17 +570,18 @@ impl RunDir {
             crate::fsutil::parse_json(&text).map_err(|m| refuse(m.clone()))?;
         checkpoint.check().map_err(refuse)?;
         let history_path = self.file(HISTORY);
-        let history = match std::fs::read(&history_path) {
-            Ok(bytes) => bytes,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
-            Err(e) => return Err(Error::io(&history_path, e)),
+        let history = match history_path.exists() {
+            true => crate::fsutil::read_regular(&history_path, None)?,
+            false => Vec::new(),
         };
         let len = checkpoint.history_len as usize;
         if history.len() < len {
+            let whole = history.iter().filter(|&&b| b == b'\n').count();
             return Err(Error::run(
                 &history_path,
                 format!(
-                    "shorter ({} bytes) than the checkpoint records ({len}); refusing to resume",
+                    "history line {} is incomplete: the file holds {} bytes, the checkpoint records {len}; it was cut or replaced after the checkpoint was written (restore it, or start a new run)",
+                    whole + 1,
                     history.len()
                 ),
             ));
@@ -587,13 +605,42 @@ impl RunDir {
                 ),
             )
         })?;
-        write_json_atomic(&self.file(CHECKPOINT), checkpoint)
+        self.write_json(CHECKPOINT, checkpoint)
+    }
+
+    /// Whether no evaluation has been recorded yet (the history is empty).
+    pub fn nothing_evaluated(&self) -> bool {
+        std::fs::metadata(self.file(HISTORY)).map_or(true, |m| m.len() == 0)
+    }
+
+    /// Removes what a run that never evaluated anything wrote (its files, its executor's
+    /// folders) and the directory itself when the run made it (`existed`: it was there, empty).
+    /// Best effort: the caller reports the error that stopped the run either way.
+    pub fn remove_unstarted(&self, existed: bool) {
+        for name in [CONFIG, CHECKPOINT, HISTORY, LOCK] {
+            let _ = std::fs::remove_file(self.file(name));
+        }
+        for folder in ["work", "results", "workers", "slurm"] {
+            let _ = std::fs::remove_dir_all(self.file(folder));
+        }
+        if !existed {
+            let _ = std::fs::remove_dir(&self.path);
+        }
+    }
+
+    /// Writes the run's file `name` atomically, never through a link (see `write_confined`).
+    pub fn write(&self, name: &str, bytes: &[u8]) -> Result<()> {
+        crate::fsutil::write_confined(&self.file(name), bytes)
+    }
+
+    pub fn write_json<T: Serialize>(&self, name: &str, value: &T) -> Result<()> {
+        write_json_confined(&self.file(name), value)
     }
 
     /// Every line of `history.jsonl` that the checkpoint knows of (for `evolve status`).
     pub fn history(&self, checkpoint: &Checkpoint) -> Result<Vec<Evaluation>> {
         let path = self.file(HISTORY);
-        let bytes = std::fs::read(&path).map_err(|e| Error::io(&path, e))?;
+        let bytes = crate::fsutil::read_regular(&path, None)?;
         let known = &bytes[..(checkpoint.history_len as usize).min(bytes.len())];
         String::from_utf8_lossy(known)
             .lines()
@@ -607,8 +654,9 @@ impl RunDir {
 
     /// Appends one line to `history.jsonl` and returns the file's new length.
     pub fn append_history(&self, evaluation: &Evaluation) -> Result<u64> {
-        let path = crate::fsutil::write_target(&self.file(HISTORY))?;
-        let mut file = OpenOptions::new()
+        let path = self.file(HISTORY);
+        crate::fsutil::refuse_link(&path)?;
+        let mut file = no_follow()
             .create(true)
             .append(true)
             .open(&path)
@@ -625,8 +673,9 @@ impl RunDir {
 
     /// Cuts `history.jsonl` back to what the checkpoint knows of.
     pub fn truncate_history(&self, len: u64) -> Result<()> {
-        let path = crate::fsutil::write_target(&self.file(HISTORY))?;
-        let file = OpenOptions::new()
+        let path = self.file(HISTORY);
+        crate::fsutil::refuse_link(&path)?;
+        let file = no_follow()
             .create(true)
             .write(true)
             .truncate(false)
@@ -725,6 +774,15 @@ fn migrate_v1(mut v: serde_json::Value) -> std::result::Result<serde_json::Value
     o.entry("reused").or_insert(json!(0));
     o.insert("version".into(), json!(2));
     Ok(v)
+}
+
+/// Options that refuse to open a symbolic link (`O_NOFOLLOW`): files of a run directory are
+/// opened in place, never through a link planted there.
+fn no_follow() -> OpenOptions {
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut options = OpenOptions::new();
+    options.custom_flags(libc::O_NOFOLLOW);
+    options
 }
 
 /// The names in `dir` other than the lock file (none when `dir` is missing).

@@ -113,6 +113,18 @@ impl Task {
         }
     }
 
+    /// `check_sizes`, as the error a run stops with: it names the task, its dataset and root.
+    pub fn check_against(&self, available: i64, root: &std::path::Path) -> Result<()> {
+        self.check_sizes(available).map_err(|m| {
+            Error::Usage(format!(
+                "task `{}` ({} under {}): {m}",
+                self.name,
+                self.dataset.dir_name(),
+                root.display()
+            ))
+        })
+    }
+
     /// Checks the split sizes against a dataset of `available` training images; the message
     /// names the task's fields.
     pub fn check_sizes(&self, available: i64) -> std::result::Result<(), String> {
@@ -189,8 +201,9 @@ impl Bar {
             .map(|&(_, l)| l)
     }
 
-    /// Whether a run with loss curve `curve` (every step so far) falls below the bar at `step`.
-    fn fails(&self, step: u64, curve: &[f32]) -> bool {
+    /// Whether a run with loss curve `curve` (every step so far) falls below the bar at `step`:
+    /// its recent mean loss strictly above the limit.
+    pub fn fails(&self, step: u64, curve: &[f32]) -> bool {
         let recent = recent_mean(curve, self.window);
         self.limit_at(step)
             .is_some_and(|limit| recent.is_some_and(|mean| mean > limit))
@@ -395,10 +408,10 @@ pub fn train_stacked(
     let train_seconds = start.elapsed().as_secs_f64();
     let all_diverged = diverged.iter().all(|&d| d);
     let measure = |(x, y): (Tensor, Tensor)| match all_diverged {
-        true => vec![0.0; k],
+        true => Ok(vec![0.0; k]),
         false => accuracy(&trainer.model, data, &x, &y, task.score_batch),
     };
-    let scored = measure(task.scoring_split(data));
+    let scored = measure(task.scoring_split(data))?;
     // Scored on the whole test set already: that is the test accuracy.
     let scored_is_test = task.score_on == ScoreOn::Test && task.score_images.is_none();
     let test = match report_test {
@@ -407,7 +420,7 @@ pub fn train_stacked(
         true => Some(measure((
             data.test_x.shallow_clone(),
             data.test_y.shallow_clone(),
-        ))),
+        ))?),
     };
     let seconds = start.elapsed().as_secs_f64();
     let zero_if_diverged = |member: usize, acc: f64| if diverged[member] { 0.0 } else { acc };
@@ -438,12 +451,22 @@ fn member_losses(logits: &Tensor, y: &Tensor) -> Tensor {
 }
 
 /// Each member's accuracy on images `x` (uint8) with labels `y`, `batch` images per forward pass
-/// without autograd, counted on the device, read back once.
-pub fn accuracy(model: &Net, data: &Dataset, x: &Tensor, y: &Tensor, batch: i64) -> Vec<f64> {
+/// without autograd, counted on the device, read back once. A stop signal is honoured between
+/// passes: on a big split scoring can outlast a scheduler's grace period.
+pub fn accuracy(
+    model: &Net,
+    data: &Dataset,
+    x: &Tensor,
+    y: &Tensor,
+    batch: i64,
+) -> Result<Vec<f64>> {
     let _no_grad = tch::no_grad_guard();
     let n = y.size()[0];
     let mut correct: Option<Tensor> = None;
     for start in (0..n).step_by(batch.max(1) as usize) {
+        if let Some(signal) = crate::interrupt::requested() {
+            return Err(Error::Interrupted(signal));
+        }
         let len = batch.min(n - start);
         let batch = data.normalise(&x.narrow(0, start, len));
         let predicted = model.forward(&batch, false).argmax(-1, false);
@@ -455,9 +478,9 @@ pub fn accuracy(model: &Net, data: &Dataset, x: &Tensor, y: &Tensor, batch: i64)
             None => hits,
         });
     }
-    Vec::<i64>::try_from(correct.expect("a non-empty test set"))
+    Ok(Vec::<i64>::try_from(correct.expect("a non-empty test set"))
         .expect("int64 counts")
         .into_iter()
         .map(|c| c as f64 / n as f64)
-        .collect()
+        .collect())
 }

@@ -371,3 +371,43 @@ fn real_cifar10_and_mnist_load_with_the_published_counts() {
         "{text}"
     );
 }
+
+#[test]
+fn installing_writes_through_no_planted_link_and_leaves_no_staging_folder() {
+    let work = tempfile::tempdir().unwrap();
+    let archive = work.path().join("cifar-10-binary.tar.gz");
+    make_cifar_archive(&archive);
+    let source = Source {
+        md5: &md5_hex(&archive).unwrap(),
+        ..evolve::data::download::CIFAR10
+    };
+    let victim = work.path().join("victim");
+    std::fs::create_dir(&victim).unwrap();
+    std::fs::write(victim.join("keep.txt"), "not a dataset").unwrap();
+    let root = work.path().join("root");
+    std::fs::create_dir(&root).unwrap();
+    // The staging names installs used before they were made private and random.
+    for name in ["cifar10.partial", ".download"] {
+        std::os::unix::fs::symlink(&victim, root.join(name)).unwrap();
+    }
+    install(&source, &archive, &root).unwrap();
+    assert_eq!(
+        counts(&Dataset::load(DatasetKind::Cifar10, &root).unwrap()),
+        (50, 10)
+    );
+    let names: Vec<String> = std::fs::read_dir(&victim)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(names, ["keep.txt"], "the linked folder was written into");
+    let mut left: Vec<String> = std::fs::read_dir(&root)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    left.sort();
+    assert_eq!(
+        left,
+        [".download", "cifar10", "cifar10.partial"],
+        "staging left behind"
+    );
+}

@@ -190,6 +190,13 @@ fn a_task_failing_past_its_retries_stops_the_run_naming_job_task_log_and_genomes
             .unwrap();
         let log = std::fs::read_to_string(log).unwrap();
         assert!(log.contains("results"), "{kind}: the log says why: {log}");
+        // The driver's error quotes the end of that log, so the cause is on the terminal.
+        let (_, quoted) = stderr.split_once("The log ends:\n").unwrap();
+        let last = log.lines().rfind(|l| !l.trim().is_empty()).unwrap();
+        assert!(
+            quoted.contains(last),
+            "{kind}: `{last}` not quoted: {stderr}"
+        );
         // Nothing was lost: the run goes on locally once the cause is fixed.
         std::fs::remove_file(run.join("results")).unwrap();
         ok(f.resume(&run, &["--executor", "local"]));
@@ -279,7 +286,9 @@ fn a_worker_writes_the_in_process_result_and_redoes_nothing_when_it_is_there() {
         report_test: true,
         prune: None,
     };
+    // A worker works only in a run directory: one whose first evaluation is on disk.
     let run = f.path("run");
+    kill_at_line(&f, &run, 1);
     let dir = BatchDir::new(&run, "0000-full-1");
     let key = item.key();
     std::fs::create_dir_all(&dir.work).unwrap();

@@ -3,92 +3,16 @@
 use std::os::unix::fs::FileTypeExt;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Stdio};
 
 mod common;
+use common::cli::{
+    assert_unchanged, bare, manifest, refused, run, send, snapshot, stderr, wait_for,
+};
 use common::run::{history_lines, ok, tiny_config, Fixture};
-
-fn manifest(rel: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join(rel)
-}
 
 fn fixture() -> Fixture {
     Fixture::new(&tiny_config(4, 2))
-}
-
-fn bare(args: &[&str]) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_evolve"));
-    cmd.args(args);
-    cmd
-}
-
-fn run(mut cmd: Command) -> Output {
-    cmd.output().unwrap()
-}
-
-fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
-
-/// Asserts a clean refusal: a non-zero exit that is not a panic (101), with every `needle` in
-/// the message.
-fn refused(out: &Output, needles: &[&str]) -> String {
-    let err = stderr(out);
-    assert!(!out.status.success(), "should fail: {err}");
-    assert_ne!(out.status.code(), Some(101), "panicked: {err}");
-    assert!(!err.contains("panicked"), "panicked: {err}");
-    for needle in needles {
-        assert!(err.contains(needle), "`{needle}` not in: {err}");
-    }
-    err
-}
-
-/// Every file under `dir` (the lock file aside: taking it is not a change) with its bytes.
-fn snapshot(dir: &Path) -> Vec<(String, Vec<u8>)> {
-    let mut files: Vec<(String, Vec<u8>)> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.is_file() && !p.ends_with("evolve.lock"))
-        .map(|p| (p.display().to_string(), std::fs::read(&p).unwrap()))
-        .collect();
-    files.sort();
-    files
-}
-
-/// Asserts that no file changed, naming the ones that did.
-fn assert_unchanged(before: &[(String, Vec<u8>)], dir: &Path, what: &str) {
-    let after = snapshot(dir);
-    let names = |s: &[(String, Vec<u8>)]| s.iter().map(|(n, _)| n.clone()).collect::<Vec<_>>();
-    assert_eq!(
-        names(before),
-        names(&after),
-        "{what}: files appeared or vanished"
-    );
-    for ((name, a), (_, b)) in before.iter().zip(&after) {
-        assert!(a == b, "{what}: {name} changed");
-    }
-}
-
-/// Polls `condition` until it holds; the generous limit only turns a hang into a failure.
-fn wait_for(what: &str, mut condition: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !condition() {
-        assert!(
-            start.elapsed() < Duration::from_secs(600),
-            "timed out waiting for {what}"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-fn send(child: &Child, name: &str) {
-    assert!(Command::new("kill")
-        .arg(format!("-{name}"))
-        .arg(child.id().to_string())
-        .status()
-        .unwrap()
-        .success());
 }
 
 #[test]
@@ -263,13 +187,14 @@ fn a_failed_write_leaves_no_temporary_file_and_names_the_target() {
         "--out",
         out.to_str().unwrap(),
     ]);
-    // A file-size limit of 1 KiB stands in for a full disk: the write fails with EFBIG
-    // (SIGXFSZ ignored, as a full disk raises no signal).
+    // A file-size limit of 1 KiB stands in for a full disk. SIGXFSZ keeps its default action
+    // (as a shell's `ulimit -f` leaves it, which kills the writer): evolve ignores it at start-up,
+    // so its write fails with EFBIG and cleans up.
     unsafe {
         cmd.pre_exec(|| {
             let limit = 1024u64;
             let rlim = [limit, limit];
-            if setrlimit(1, rlim.as_ptr()) != 0 || signal(25, 1) == usize::MAX {
+            if setrlimit(1, rlim.as_ptr()) != 0 || signal(25, 0) == usize::MAX {
                 return Err(std::io::Error::last_os_error());
             }
             Ok(())
@@ -287,7 +212,7 @@ fn a_failed_write_leaves_no_temporary_file_and_names_the_target() {
 extern "C" {
     /// RLIMIT_FSIZE is resource 1 on Linux; `rlim` is {soft, hard}.
     fn setrlimit(resource: i32, rlim: *const u64) -> i32;
-    /// SIGXFSZ is 25 on x86-64 and aarch64 Linux; handler 1 is SIG_IGN.
+    /// SIGXFSZ is 25 on x86-64 and aarch64 Linux; handler 0 is SIG_DFL.
     fn signal(signum: i32, handler: usize) -> usize;
 }
 
@@ -563,33 +488,36 @@ fn resume_refuses_an_inconsistent_checkpoint_and_changes_nothing() {
     }
 }
 
+/// SIGTERM (what schedulers send) and SIGHUP (a closed SSH session) both stop a run cleanly.
 #[test]
-fn sigterm_saves_prints_the_resume_command_and_exits_143() {
-    let f = fixture();
-    let dir = f.path("run");
-    let child = f
-        .start(&dir, &["--generations", "3"])
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    wait_for("the first evaluation on disk", || history_lines(&dir) > 0);
-    send(&child, "TERM");
-    let out = child.wait_with_output().unwrap();
-    assert_eq!(out.status.code(), Some(143), "{}", stderr(&out));
-    let err = stderr(&out);
-    assert!(
-        err.contains("SIGTERM")
-            && err.contains("evolve --resume")
-            && err.contains(dir.to_str().unwrap()),
-        "{err}"
-    );
-    let done = history_lines(&dir);
-    assert!(
-        (1..12).contains(&done),
-        "stopped early with its evaluations saved ({done})"
-    );
-    ok(f.resume(&dir, &[]));
-    assert_eq!(history_lines(&dir), 12);
+fn sigterm_and_sighup_save_print_the_resume_command_and_exit_128_plus_the_signal() {
+    for (signal, code) in [("TERM", 143), ("HUP", 129)] {
+        let f = fixture();
+        let dir = f.path("run");
+        let child = f
+            .start(&dir, &["--generations", "3"])
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        wait_for("the first evaluation on disk", || history_lines(&dir) > 0);
+        send(&child, signal);
+        let out = child.wait_with_output().unwrap();
+        assert_eq!(out.status.code(), Some(code), "{}", stderr(&out));
+        let err = stderr(&out);
+        assert!(
+            err.contains(&format!("SIG{signal}"))
+                && err.contains("evolve --resume")
+                && err.contains(dir.to_str().unwrap()),
+            "{err}"
+        );
+        let done = history_lines(&dir);
+        assert!(
+            (1..12).contains(&done),
+            "stopped early with its evaluations saved ({done})"
+        );
+        ok(f.resume(&dir, &[]));
+        assert_eq!(history_lines(&dir), 12);
+    }
 }
 
 #[test]

@@ -34,6 +34,26 @@ pub fn read_batch(path: &Path) -> Result<(Tensor, Tensor)> {
     Ok((images, labels))
 }
 
+/// Training records in `dir`, from the six files' sizes (see `data::train_count`).
+pub fn train_count(dir: &Path) -> Result<i64> {
+    super::require_dir(DatasetKind::Cifar10, dir)?;
+    let mut train = 0;
+    for name in TRAIN_FILES.iter().chain([&TEST_FILE]) {
+        let (found, len) = super::len_maybe_gz(&dir.join(name), DatasetKind::Cifar10)?;
+        let len = len as i64;
+        if len == 0 || len % RECORD_BYTES != 0 {
+            return Err(Error::data(
+                &found,
+                format!("truncated or corrupt: {len} bytes is not a whole number of {RECORD_BYTES}-byte records"),
+            ));
+        }
+        if *name != TEST_FILE {
+            train += len / RECORD_BYTES;
+        }
+    }
+    Ok(train)
+}
+
 /// Reads the six batch files in parallel (rayon): decompressing them is most of a worker's
 /// start-up.
 pub fn load(dir: &Path) -> Result<Dataset> {

@@ -4,7 +4,7 @@ use super::{cifar, DatasetKind};
 use crate::error::{Error, Result};
 use md5::{Digest, Md5};
 use std::io::Read;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 /// One official file and its published checksum.
 #[derive(Clone, Debug)]
@@ -91,8 +91,8 @@ pub fn sources(dataset: DatasetKind) -> Vec<Source<'static>> {
 
 /// Downloads, verifies and installs `datasets` under `root`.
 pub fn download(root: &Path, datasets: &[DatasetKind]) -> Result<()> {
-    let staging = root.join(".download");
-    std::fs::create_dir_all(&staging).map_err(|e| Error::io(&staging, e))?;
+    let staging = private_folder(root, ".download.")?;
+    let staging = staging.path();
     for dataset in datasets {
         for source in sources(*dataset) {
             let dest = staging.join(source.file);
@@ -115,8 +115,17 @@ pub fn download(root: &Path, datasets: &[DatasetKind]) -> Result<()> {
             let _ = std::fs::remove_file(&dest);
         }
     }
-    let _ = std::fs::remove_dir(&staging);
     Ok(())
+}
+
+/// A fresh folder under `parent` with a random name, only ours (0700), removed when dropped:
+/// downloads and unpacking write there, where no link can have been planted.
+fn private_folder(parent: &Path, prefix: &str) -> Result<tempfile::TempDir> {
+    std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
+    tempfile::Builder::new()
+        .prefix(prefix)
+        .tempdir_in(parent)
+        .map_err(|e| Error::io(parent, e))
 }
 
 fn fetch(url: &str, dest: &Path) -> std::result::Result<(), String> {
@@ -169,9 +178,9 @@ pub fn install(source: &Source, downloaded: &Path, root: &Path) -> Result<()> {
 /// Unpacks `cifar-10-batches-bin/*` into a staging folder, checks all batches arrived, then moves
 /// them into `dir`. A broken archive leaves `dir` untouched.
 fn unpack_cifar(archive: &Path, dir: &Path) -> Result<()> {
-    let staging = PathBuf::from(format!("{}.partial", dir.display()));
-    let _ = std::fs::remove_dir_all(&staging);
-    std::fs::create_dir_all(&staging).map_err(|e| Error::io(&staging, e))?;
+    let parent = dir.parent().unwrap_or(Path::new("."));
+    let staging = private_folder(parent, ".cifar10.partial.")?;
+    let staging = staging.path();
     let file = std::fs::File::open(archive).map_err(|e| Error::io(archive, e))?;
     let corrupt =
         |e: std::io::Error| Error::data(archive, format!("corrupt or truncated archive: {e}"));
@@ -192,7 +201,6 @@ fn unpack_cifar(archive: &Path, dir: &Path) -> Result<()> {
     }
     for name in cifar::TRAIN_FILES.iter().chain([&cifar::TEST_FILE]) {
         if !staging.join(name).exists() {
-            let _ = std::fs::remove_dir_all(&staging);
             return Err(Error::data(
                 archive,
                 format!("archive lacks {name}; nothing was installed"),
@@ -200,10 +208,10 @@ fn unpack_cifar(archive: &Path, dir: &Path) -> Result<()> {
         }
     }
     std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-    for entry in std::fs::read_dir(&staging).map_err(|e| Error::io(&staging, e))? {
-        let entry = entry.map_err(|e| Error::io(&staging, e))?;
+    for entry in std::fs::read_dir(staging).map_err(|e| Error::io(staging, e))? {
+        let entry = entry.map_err(|e| Error::io(staging, e))?;
         let target = crate::fsutil::write_target(&dir.join(entry.file_name()))?;
         std::fs::rename(entry.path(), &target).map_err(|e| Error::io(&target, e))?;
     }
-    std::fs::remove_dir_all(&staging).map_err(|e| Error::io(&staging, e))
+    Ok(())
 }

@@ -61,6 +61,32 @@ fn read_split(
     Ok((x.view([dims[0], 1, dims[1], dims[2]]), y))
 }
 
+/// Training images in `dir`, from the training labels' IDX header (see `data::train_count`);
+/// the other three files must be there too.
+pub fn train_count(dir: &Path, kind: DatasetKind) -> Result<i64> {
+    super::require_dir(kind, dir)?;
+    let mut count = 0;
+    for (name, magic) in [
+        (TRAIN_LABELS, LABELS_MAGIC),
+        (TRAIN_IMAGES, IMAGES_MAGIC),
+        (TEST_LABELS, LABELS_MAGIC),
+        (TEST_IMAGES, IMAGES_MAGIC),
+    ] {
+        let (found, head) = super::head_maybe_gz(&dir.join(name), kind, 8)?;
+        let be = |i: usize| u32::from_be_bytes([head[i], head[i + 1], head[i + 2], head[i + 3]]);
+        if head.len() < 8 || be(0) != magic {
+            return Err(Error::data(
+                &found,
+                format!("not an IDX file of the expected type (magic {magic}) or truncated"),
+            ));
+        }
+        if name == TRAIN_LABELS {
+            count = be(4) as i64;
+        }
+    }
+    Ok(count)
+}
+
 /// Reads `dir` as `kind` (MNIST or Fashion-MNIST).
 pub fn load(dir: &Path, kind: DatasetKind) -> Result<Dataset> {
     super::require_dir(kind, dir)?;

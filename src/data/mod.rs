@@ -188,9 +188,35 @@ fn root_of(kind: DatasetKind, looked_for: &Path) -> PathBuf {
     std::path::absolute(root).unwrap_or_else(|_| root.to_path_buf())
 }
 
-/// The message for a dataset that is not where we looked.
+/// What is at `path` when it cannot be a folder to read from: a link loop, a dangling link or a
+/// file (`None` for a folder, or nothing at all).
+fn not_a_folder(path: &Path) -> Option<&'static str> {
+    match std::fs::metadata(path) {
+        Ok(meta) if meta.is_dir() => None,
+        Ok(_) => Some("a file, not a folder"),
+        Err(e) if e.raw_os_error() == Some(libc::ELOOP) => Some("a symbolic link loop"),
+        Err(_) if std::fs::symlink_metadata(path).is_ok() => {
+            Some("a symbolic link to nothing (dangling)")
+        }
+        Err(_) => None,
+    }
+}
+
+/// The message for a dataset that is not where we looked: what stands in the way when the data
+/// root or the dataset's folder is there but unusable, else where it should be and how to get it.
 pub fn missing(kind: DatasetKind, looked_for: &Path) -> Error {
     let root = root_of(kind, looked_for);
+    for place in [root.clone(), root.join(kind.dir_name())] {
+        if let Some(what) = not_a_folder(&place) {
+            return Error::data(
+                &place,
+                format!(
+                    "is {what}; the data root (from --data-dir, else ${DATA_ENV}, else ./data) must be a folder holding {}/: point it at one",
+                    kind.dir_name()
+                ),
+            );
+        }
+    }
     Error::data(
         looked_for,
         format!(
@@ -222,33 +248,82 @@ pub fn require_dir(kind: DatasetKind, dir: &Path) -> Result<()> {
     Err(missing(kind, dir))
 }
 
-/// Reads `path`, or `path.gz` decompressed, whichever exists; both at once is refused, since
-/// either could be the stale one.
-pub fn read_maybe_gz(path: &Path, kind: DatasetKind) -> Result<(PathBuf, Vec<u8>)> {
+/// `path` or `path.gz`, whichever exists (and whether it is the gzipped one); both at once is
+/// refused, since either could be the stale one.
+fn find_maybe_gz(path: &Path, kind: DatasetKind) -> Result<(PathBuf, bool)> {
     let gz = PathBuf::from(format!("{}.gz", path.display()));
-    if path.exists() && gz.exists() {
-        return Err(Error::data(
+    match (path.exists(), gz.exists()) {
+        (true, true) => Err(Error::data(
             path,
             format!(
                 "both {} and {} exist; keep one of them (evolve will not guess which is current)",
                 path.display(),
                 gz.display()
             ),
-        ));
+        )),
+        (true, false) => Ok((path.to_path_buf(), false)),
+        (false, true) => Ok((gz, true)),
+        (false, false) => Err(missing(kind, path)),
     }
-    if path.exists() {
-        let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
-        return Ok((path.to_path_buf(), bytes));
-    }
-    if gz.exists() {
-        let file = std::fs::File::open(&gz).map_err(|e| Error::io(&gz, e))?;
-        let mut bytes = Vec::new();
-        flate2::read::GzDecoder::new(std::io::BufReader::new(file))
+}
+
+/// Reads `path`, or `path.gz` decompressed, whichever exists (see `find_maybe_gz`).
+pub fn read_maybe_gz(path: &Path, kind: DatasetKind) -> Result<(PathBuf, Vec<u8>)> {
+    let (found, gz) = find_maybe_gz(path, kind)?;
+    let file = std::fs::File::open(&found).map_err(|e| Error::io(&found, e))?;
+    let mut bytes = Vec::new();
+    match gz {
+        false => std::io::BufReader::new(file)
             .read_to_end(&mut bytes)
-            .map_err(|e| Error::data(&gz, format!("corrupt or truncated gzip file: {e}")))?;
-        return Ok((gz, bytes));
+            .map_err(|e| Error::io(&found, e))?,
+        true => flate2::read::GzDecoder::new(std::io::BufReader::new(file))
+            .read_to_end(&mut bytes)
+            .map_err(|e| Error::data(&found, format!("corrupt or truncated gzip file: {e}")))?,
+    };
+    Ok((found, bytes))
+}
+
+/// The first `n` bytes of `path` (or of `path.gz`, decompressed), without reading the rest.
+pub fn head_maybe_gz(path: &Path, kind: DatasetKind, n: usize) -> Result<(PathBuf, Vec<u8>)> {
+    let (found, gz) = find_maybe_gz(path, kind)?;
+    let file = std::fs::File::open(&found).map_err(|e| Error::io(&found, e))?;
+    let mut bytes = Vec::new();
+    let read = match gz {
+        false => file.take(n as u64).read_to_end(&mut bytes),
+        true => flate2::read::GzDecoder::new(file)
+            .take(n as u64)
+            .read_to_end(&mut bytes),
+    };
+    read.map_err(|e| Error::data(&found, format!("unreadable or corrupt: {e}")))?;
+    Ok((found, bytes))
+}
+
+/// The length of `path`'s data (of `path.gz` decompressed: the gzip trailer's size field, so
+/// nothing is decompressed; exact below 4 GiB, which every dataset file is).
+pub fn len_maybe_gz(path: &Path, kind: DatasetKind) -> Result<(PathBuf, u64)> {
+    use std::io::{Seek, SeekFrom};
+    let (found, gz) = find_maybe_gz(path, kind)?;
+    let mut file = std::fs::File::open(&found).map_err(|e| Error::io(&found, e))?;
+    let len = file.metadata().map_err(|e| Error::io(&found, e))?.len();
+    if !gz {
+        return Ok((found, len));
     }
-    Err(missing(kind, path))
+    let mut trailer = [0u8; 4];
+    file.seek(SeekFrom::Start(len.saturating_sub(4)))
+        .and_then(|_| file.read_exact(&mut trailer))
+        .map_err(|e| Error::data(&found, format!("truncated gzip file: {e}")))?;
+    Ok((found, u32::from_le_bytes(trailer) as u64))
+}
+
+/// How many training images `kind` has under `root`, from file headers and sizes alone: what a
+/// run checks its split sizes against before it creates anything.
+pub fn train_count(kind: DatasetKind, root: &Path) -> Result<i64> {
+    let dir = kind.locate(root);
+    require_dir(kind, &dir)?;
+    match kind {
+        DatasetKind::Cifar10 => cifar::train_count(&dir),
+        DatasetKind::Mnist | DatasetKind::FashionMnist => mnist::train_count(&dir, kind),
+    }
 }
 
 /// Checks that every label is in `0..classes`; `labels` is int64.

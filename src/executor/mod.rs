@@ -16,7 +16,7 @@ pub use remote::Remote;
 pub use worker::{work, WorkerArgs};
 
 use crate::config::{ExecutorConfig, ExecutorKind, Protocol};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::evaluator::{Evaluator, Pruning};
 use crate::fitness::TaskScore;
 use crate::genome::Genome;
@@ -52,6 +52,44 @@ impl WorkItem {
         let digest = Sha256::digest(json.as_bytes());
         digest[..10].iter().map(|b| format!("{b:02x}")).collect()
     }
+
+    /// What a worker checks before it trains an item found under `key`: the key is the item's
+    /// content hash, and the protocol, every genome and the stacking are what a run accepts.
+    pub fn check(&self, key: &str) -> std::result::Result<(), String> {
+        if self.key() != key {
+            return Err(format!(
+                "its content hash is {}, not {key} (edited or misplaced)",
+                self.key()
+            ));
+        }
+        self.protocol.validate("protocol")?;
+        if self.genomes.is_empty() {
+            return Err("field `genomes`: empty; allowed: one or more genomes".into());
+        }
+        for (i, genome) in self.genomes.iter().enumerate() {
+            genome
+                .validate()
+                .map_err(|m| format!("genome {i} ({}): {m}", genome.label()))?;
+        }
+        let most = crate::config::MAX_BATCH_CANDIDATES;
+        if !(1..=most).contains(&self.batch_candidates) {
+            return Err(format!(
+                "field `batch_candidates`: {}; allowed: 1..={most}",
+                self.batch_candidates
+            ));
+        }
+        let limits = self
+            .prune
+            .iter()
+            .flat_map(|p| &p.bars)
+            .flat_map(|(_, _, b)| &b.limits);
+        if let Some((step, limit)) = limits.clone().find(|(_, l)| !(l.is_finite() && *l > 0.0)) {
+            return Err(format!(
+                "field `prune`: limit {limit} at step {step}; allowed: a finite loss > 0"
+            ));
+        }
+        Ok(())
+    }
 }
 
 /// What training an item gave: one list of task scores per genome, in the item's order.
@@ -83,6 +121,24 @@ pub struct Context {
     /// The `evolve` binary workers run (this one, by default).
     pub program: PathBuf,
     pub on_steps: Option<Rc<dyn Fn(u64, u64)>>,
+}
+
+/// Checks that the executor can run here, before a run creates or trains anything: the
+/// `workers` devices exist on this machine, and Slurm's commands answer. (A Slurm task's device
+/// is the compute node's, so it is not checked here.)
+pub fn preflight(config: &ExecutorConfig) -> Result<()> {
+    match config.kind {
+        ExecutorKind::Local => Ok(()),
+        ExecutorKind::Workers => {
+            for spec in &config.devices {
+                crate::device::parse(spec).map_err(|e| {
+                    Error::Usage(format!("field `executor.devices` (--devices): {e}"))
+                })?;
+            }
+            Ok(())
+        }
+        ExecutorKind::Slurm => slurm::check_tools(),
+    }
 }
 
 /// The executor `config` asks for. Remote ones check their tools here, before anything runs.
@@ -196,12 +252,57 @@ impl BatchDir {
         self.work.join(name)
     }
 
+    /// Refuses a batch whose `work/` folders are not real folders of the run (a link could lead
+    /// a worker to read items from anywhere).
+    pub fn check_work_folder(&self) -> Result<()> {
+        let work = self.work.parent().expect("work/<batch>");
+        for folder in [work, &self.work] {
+            match std::fs::symlink_metadata(folder) {
+                Ok(meta) if meta.is_dir() => {}
+                Ok(_) => return Err(not_a_folder(folder)),
+                Err(e) => return Err(Error::io(folder, e)),
+            }
+        }
+        Ok(())
+    }
+
+    /// Makes `results/<batch>/` (real folders, never links) and checks that no result of
+    /// `keys` is a link or anything but a regular file: before training, so that a result is
+    /// never computed only to be refused.
+    pub fn prepare_results(&self, keys: &[String]) -> Result<()> {
+        let results = self.results.parent().expect("results/<batch>");
+        for folder in [results, &self.results] {
+            match std::fs::symlink_metadata(folder) {
+                Ok(meta) if meta.is_dir() => {}
+                Ok(_) => return Err(not_a_folder(folder)),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    match std::fs::create_dir(folder) {
+                        Ok(()) => {}
+                        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+                        Err(e) => return Err(Error::io(folder, e)),
+                    }
+                }
+                Err(e) => return Err(Error::io(folder, e)),
+            }
+        }
+        for key in keys {
+            let path = self.result(key);
+            crate::fsutil::refuse_link(&path)?;
+            crate::fsutil::write_target(&path)?;
+        }
+        Ok(())
+    }
+
     /// The result of `item` when it is there and whole (one score list per genome, one score
     /// per task of the protocol, in order, each over the protocol's seeds); anything else counts
     /// as not there yet, so a damaged file is trained again rather than merged.
     pub fn read_result(&self, item: &WorkItem) -> Option<WorkResult> {
         let key = item.key();
-        let text = std::fs::read_to_string(self.result(&key)).ok()?;
+        let path = self.result(&key);
+        let is_file = std::fs::symlink_metadata(&path).is_ok_and(|m| m.is_file());
+        let text = crate::fsutil::read_to_string(&path)
+            .ok()
+            .filter(|_| is_file)?;
         let result: WorkResult = serde_json::from_str(&text).ok()?;
         let tasks = &item.protocol.tasks;
         let seeds = item.protocol.seeds as usize;
@@ -228,6 +329,13 @@ impl BatchDir {
             }
         }
     }
+}
+
+fn not_a_folder(path: &Path) -> Error {
+    Error::run(
+        path,
+        "is not a folder of the run directory (a link or a file); a worker reads and writes only real folders inside the run",
+    )
 }
 
 /// The `--device` spelling of `device`, for a worker's command line.

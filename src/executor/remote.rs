@@ -4,7 +4,7 @@
 use super::{BatchDir, Executor, WorkItem, WorkResult};
 use crate::config::ExecutorConfig;
 use crate::error::{Error, Result};
-use crate::fsutil::{parse_json, write_json_atomic};
+use crate::fsutil::{parse_json, write_json_confined};
 use serde::{Deserialize, Serialize};
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -66,7 +66,7 @@ impl Remote {
         };
         let path = remote.jobs_file();
         if remote.launcher.outlives_driver() {
-            if let Ok(text) = std::fs::read_to_string(&path) {
+            if let Ok(text) = crate::fsutil::read_to_string(&path) {
                 remote.jobs = parse_json(&text)
                     .map_err(|m| Error::run(&path, format!("not a job list: {m}")))?;
             }
@@ -79,7 +79,7 @@ impl Remote {
     }
 
     fn save_jobs(&self) -> Result<()> {
-        write_json_atomic(&self.jobs_file(), &self.jobs)
+        write_json_confined(&self.jobs_file(), &self.jobs)
     }
 
     /// Submits `keys` of `batch` as one job, spread round-robin over its tasks so that results
@@ -93,7 +93,7 @@ impl Remote {
             .map(|i| format!("tasks-{i}.json"))
             .find(|name| !dir.manifest(name).exists())
             .expect("an unused name");
-        write_json_atomic(&dir.manifest(&name), &tasks)?;
+        write_json_confined(&dir.manifest(&name), &tasks)?;
         let id = self.launcher.submit(batch, &name, n)?;
         let running = (0..n)
             .map(|task| Running {
@@ -233,17 +233,42 @@ impl Remote {
 
     fn gave_up(&self, task: &Running, state: &str, item: &WorkItem) -> Error {
         let genomes: Vec<String> = item.genomes.iter().map(|g| g.label()).collect();
+        let log = self.launcher.log(&task.job, task.task);
         Error::Usage(format!(
-            "{} job {} task {} ended ({state}) without its results after {} retries; log: {}; it held genome(s) {} (seed group {}). Progress is saved: fix the cause and resume with `evolve --resume {}`",
+            "{} job {} task {} ended ({state}) without its results after {} retries; log: {}; it held genome(s) {} (seed group {}). Progress is saved: fix the cause and resume with `evolve --resume {}`. The log ends:\n{}",
             self.launcher.name(),
             task.job,
             task.task,
             self.retries,
-            self.launcher.log(&task.job, task.task).display(),
+            log.display(),
             genomes.join(", "),
             item.group,
-            self.run.display()
+            self.run.display(),
+            log_tail(&log, LOG_TAIL_LINES)
         ))
+    }
+}
+
+/// How much of a failed task's log the driver's error quotes.
+const LOG_TAIL_LINES: usize = 8;
+
+/// The last `lines` lines of a worker's log, indented, for an error message (the cause is
+/// usually its last line); says so when the log cannot be read.
+fn log_tail(path: &Path, lines: usize) -> String {
+    match crate::fsutil::read_to_string(path) {
+        Ok(text) => {
+            let all: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+            let tail = &all[all.len().saturating_sub(lines)..];
+            match tail.is_empty() {
+                true => "  (the log is empty)".into(),
+                false => tail
+                    .iter()
+                    .map(|l| format!("  {l}"))
+                    .collect::<Vec<_>>()
+                    .join("\n"),
+            }
+        }
+        Err(e) => format!("  (the log cannot be read: {e})"),
     }
 }
 
@@ -277,7 +302,7 @@ impl Executor for Remote {
         for item in items.iter().filter(|i| !i.genomes.is_empty()) {
             let key = item.key();
             if !dir.item(&key).exists() {
-                write_json_atomic(&dir.item(&key), item)?;
+                write_json_confined(&dir.item(&key), item)?;
             }
             if dir.read_result(item).is_none() && !missing.contains(&key) {
                 missing.push(key);

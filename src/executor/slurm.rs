@@ -6,7 +6,7 @@ use super::remote::{Launcher, TaskState};
 use super::Context;
 use crate::config::ExecutorConfig;
 use crate::error::{Error, Result};
-use crate::fsutil::write_atomic;
+use crate::fsutil::write_confined;
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::process::Command;
@@ -41,8 +41,7 @@ pub struct Slurm {
 impl Slurm {
     /// Checks that `sbatch` is there and the controller answers, before anything is submitted.
     pub fn new(config: &ExecutorConfig, context: &Context) -> Result<Slurm> {
-        run_tool("sbatch", &["--version"])?;
-        run_tool("squeue", &["--me", "--noheader", "--format=%i"])?;
+        check_tools()?;
         let absolute = |p: &PathBuf| std::path::absolute(p).map_err(|e| Error::io(p, e));
         Ok(Slurm {
             run: absolute(&context.run)?,
@@ -92,7 +91,7 @@ impl Launcher for Slurm {
         std::fs::create_dir_all(&logs).map_err(|e| Error::io(&logs, e))?;
         let stem = manifest.trim_end_matches(".json");
         let script = folder.join(format!("{batch}-{stem}.sbatch"));
-        write_atomic(&script, self.script(batch, manifest, tasks).as_bytes())?;
+        write_confined(&script, self.script(batch, manifest, tasks).as_bytes())?;
         let out = run_tool("sbatch", &["--parsable", &script.display().to_string()])?;
         // `--parsable` prints `id` or `id;cluster`.
         let id = out.split(';').next().unwrap_or("").trim().to_string();
@@ -158,6 +157,12 @@ impl Launcher for Slurm {
     fn outlives_driver(&self) -> bool {
         true
     }
+}
+
+/// Checks that `sbatch` is there and the controller answers.
+pub fn check_tools() -> Result<()> {
+    run_tool("sbatch", &["--version"])?;
+    run_tool("squeue", &["--me", "--noheader", "--format=%i"]).map(|_| ())
 }
 
 /// Runs a Slurm command and returns its standard output; a missing command or a failure is an

@@ -60,7 +60,7 @@ impl Workers {
                 .join(format!("{}_{}.out", task.job, task.task));
             let parent = log.parent().expect("a folder");
             std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
-            let file = std::fs::File::create(&log).map_err(|e| Error::io(&log, e))?;
+            let file = crate::fsutil::create_confined(&log)?;
             let err = file.try_clone().map_err(|e| Error::io(&log, e))?;
             let child = Command::new(&self.program)
                 .arg("worker")

@@ -1,6 +1,7 @@
 //! Shared test helpers: a small fixed problem that both the engine and hand-written references
 //! train on, so their parameters can be compared step for step.
 #![allow(dead_code)]
+pub mod cli;
 pub mod run;
 use evolve::genome::Genome;
 use evolve::optim::UpdateRule;
