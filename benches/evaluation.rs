@@ -10,9 +10,9 @@
 //! Run: `cargo bench --bench evaluation -- [--steps 200] [--runs 1] [--threads 2]
 //!       [--genome adam|evolved] [--loaders batched,dataloader] [--precision fp32,bf16]
 //!       [--score-batches 64,128,256,1000] [--stack 1,4,8] [--device cpu|cuda] [--data ROOT]`
-use evolve::data::{Dataset, DatasetKind};
 use evolve::genome::{shipped, Genome};
-use evolve::models::{self, Layout, ModelKind, Net, Precision};
+use evolve::train::data::{Dataset, DatasetKind};
+use evolve::train::models::{self, Layout, ModelKind, Net, Precision};
 use evolve::train::{accuracy, train_stacked, RunMetrics, ScoreOn, Task, Trainer};
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -89,18 +89,9 @@ impl Bench {
         (0..self.runs as u64)
             .map(|seed| {
                 let genomes = vec![self.genome.clone(); k];
-                train_stacked(
-                    task,
-                    &genomes,
-                    seed,
-                    &self.data,
-                    self.device,
-                    false,
-                    None,
-                    &|_| {},
-                )
-                .expect("training run")
-                .remove(0)
+                train_stacked(task, &genomes, seed, &self.data, false, None, &|_| {})
+                    .expect("training run")
+                    .remove(0)
             })
             .collect()
     }

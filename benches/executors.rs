@@ -7,8 +7,9 @@
 //!
 //! Run: `cargo bench --bench executors -- [--config configs/marfinetz2025.json] [--steps 50]
 //!       [--items 4] [--data ROOT] [--device cpu]`
-use evolve::config::{Config, ExecutorConfig, ExecutorKind, Protocol};
-use evolve::executor::{self, Context, WorkItem};
+use evolve::config::{Config, ExecutorConfig, ExecutorKind};
+use evolve::run::executor::{self, Launch, WorkItem};
+use evolve::train::Protocol;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -27,7 +28,7 @@ fn measure(kind: ExecutorKind, items: &[WorkItem], device: tch::Device, root: &P
         max_parallel: 1,
         ..ExecutorConfig::default()
     };
-    let context = Context {
+    let context = Launch {
         run: run.path().to_path_buf(),
         device,
         data_root: root.to_path_buf(),

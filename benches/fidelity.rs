@@ -9,8 +9,9 @@
 //! Run: `cargo bench --bench fidelity -- [--config configs/quick.json] [--generations 5]
 //!       [--data ROOT] [--device cpu]`
 use evolve::config::Config;
-use evolve::evolution::{self, RunOptions};
-use evolve::models::{Layout, Precision};
+use evolve::run::{self, RunDir, RunOptions};
+use evolve::search;
+use evolve::train::models::{Layout, Precision};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -51,7 +52,8 @@ fn main() {
     // The best genome of each search, re-checked on the config's held-out protocol (Adam's
     // baseline there is trained once and shared).
     let mut held_out = config.holdout.as_ref().map(|h| {
-        evolve::evaluator::Evaluator::new(&h.protocol, device, &data_root).expect("held-out data")
+        evolve::train::evaluator::Evaluator::new(&h.protocol, device, &data_root)
+            .expect("held-out data")
     });
     // Each lever is added to the ones above it, on top of multi-fidelity as it was before them.
     type Lever = fn(&mut Config);
@@ -67,7 +69,7 @@ fn main() {
             c.fidelity.precision = Some(Precision::Bf16)
         }),
         ("  + learning-curve pruning", |c| {
-            c.fidelity.prune = Some(evolve::config::Prune::default())
+            c.fidelity.prune = Some(evolve::train::prune::Prune::default())
         }),
         ("  + channels-last, scoring 128 images a pass", |c| {
             for t in &mut c.protocol.tasks {
@@ -112,11 +114,11 @@ fn main() {
             device,
             data_root: data_root.clone(),
             batch_candidates: Some(1),
-            observer: std::rc::Rc::new(evolution::Silent),
+            observer: std::rc::Rc::new(search::Silent),
         };
         let dir = out.path().join(i.to_string());
         let clock = Instant::now();
-        let cp = evolution::start(c.clone(), &dir, &options).expect("evolution");
+        let cp = run::start(c.clone(), &dir, &options).expect("evolution");
         let seconds = clock.elapsed().as_secs_f64();
         let best = cp.best.clone().expect("a best genome");
         let held = held_out.as_mut().map_or("—".to_string(), |e| {
@@ -161,22 +163,22 @@ fn before_the_levers(c: &mut Config) {
 /// generation's screened genomes are screened again in float32 and promoted by the same rule.
 fn promotions_against_fp32(
     dir: &Path,
-    cp: &evolution::Checkpoint,
+    cp: &search::Checkpoint,
     config: &Config,
     device: tch::Device,
     root: &Path,
 ) {
-    let history = evolution::RunDir::open(dir).history(cp).expect("history");
+    let history = RunDir::open(dir).history(cp).expect("history");
     let mut fp32 = config.fidelity.clone();
     fp32.precision = None;
-    let mut screen = evolve::evaluator::Evaluator::new(&config.protocol, device, root)
-        .expect("data")
-        .screening(&fp32);
+    let screen =
+        evolve::train::evaluator::Evaluator::new(&config.protocol, device, root).expect("data");
+    let mut screen = screen.with_protocol(fp32.screening(&config.protocol));
     let (mut same, mut kept, mut promoted) = (0, 0, 0);
     for generation in 0..cp.generation {
-        let screened: Vec<&evolution::Evaluation> = history
+        let screened: Vec<&search::Evaluation> = history
             .iter()
-            .filter(|e| e.generation == generation && e.stage == evolution::Stage::Screen)
+            .filter(|e| e.generation == generation && e.stage == search::Stage::Screen)
             .collect();
         if screened.is_empty() {
             continue;

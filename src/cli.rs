@@ -1,8 +1,9 @@
 //! The command line as clap types: what `evolve` accepts, with its help text (ripgrep's
 //! `flags` module, in small). `main.rs` dispatches on it.
 use clap::{Args, Parser, Subcommand};
-use evolve::config::{ExecutorOverrides, ProtocolOverrides, SearchOverrides};
-use evolve::data::DatasetKind;
+use evolve::config::{Config, ExecutorKind};
+use evolve::train::data::DatasetKind;
+use evolve::{Error, Result};
 use std::path::PathBuf;
 use tch::Device;
 
@@ -43,7 +44,7 @@ pub enum Command {
     },
     /// Train the work items of one task of a job (started by the `workers` and `slurm`
     /// executors; results go into the run directory, which the driver merges).
-    Worker(evolve::executor::WorkerArgs),
+    Worker(evolve::run::executor::WorkerArgs),
     /// Download or verify datasets.
     #[command(subcommand)]
     Data(DataCommand),
@@ -109,7 +110,7 @@ pub struct ReplayArgs {
     #[arg(long)]
     pub holdout: bool,
     /// Base of the run seeds (fresh seeds: a number the search never used).
-    #[arg(long, allow_negative_numbers = true, value_parser = evolve::config::seed_flag)]
+    #[arg(long, allow_negative_numbers = true, value_parser = seed_flag)]
     pub seed: Option<u64>,
     /// Print one JSON document instead of a table.
     #[arg(long)]
@@ -138,7 +139,7 @@ pub struct EvolveArgs {
 }
 
 pub fn at_least_one(s: &str) -> std::result::Result<usize, String> {
-    let most = evolve::config::MAX_BATCH_CANDIDATES;
+    let most = evolve::train::protocol::MAX_BATCH_CANDIDATES;
     match s.parse::<usize>() {
         Ok(k) if (1..=most).contains(&k) => Ok(k),
         _ => Err(format!("`{s}`; allowed: an integer ≥ 1, at most {most}")),
@@ -150,4 +151,131 @@ pub fn parse_dataset(s: &str) -> std::result::Result<DatasetKind, String> {
         .into_iter()
         .find(|k| k.dir_name() == s)
         .ok_or_else(|| format!("unknown dataset `{s}`; allowed: {}", DatasetKind::names()))
+}
+
+/// Command-line changes to the executor (for `evolve`; allowed on resume).
+#[derive(Clone, Debug, Default, clap::Args)]
+pub struct ExecutorOverrides {
+    /// Where evaluations run: local (this process), workers (processes on this machine) or
+    /// slurm (job arrays).
+    #[arg(long, value_enum)]
+    pub executor: Option<ExecutorKind>,
+    /// Worker processes for `--executor workers` on one device.
+    #[arg(long)]
+    pub workers: Option<usize>,
+    /// Comma-separated devices, one worker each (`--executor workers`), or the device of every
+    /// Slurm array task.
+    #[arg(long, value_delimiter = ',')]
+    pub devices: Vec<String>,
+    /// An extra sbatch argument (repeatable), after the config's: `--sbatch-arg=--gres=gpu:1`.
+    #[arg(long = "sbatch-arg", allow_hyphen_values = true)]
+    pub sbatch_args: Vec<String>,
+    /// Times a failed worker task is resubmitted.
+    #[arg(long)]
+    pub retries: Option<u32>,
+}
+
+impl ExecutorOverrides {
+    pub fn apply(&self, config: &mut Config) {
+        let e = &mut config.executor;
+        e.kind = self.executor.unwrap_or(e.kind);
+        e.workers = self.workers.unwrap_or(e.workers);
+        if !self.devices.is_empty() {
+            e.devices = self.devices.clone();
+        }
+        e.sbatch_args.extend(self.sbatch_args.iter().cloned());
+        e.retries = self.retries.unwrap_or(e.retries);
+    }
+}
+
+/// Command-line changes to the protocol (for `evolve` and `evolve replay`).
+#[derive(Clone, Debug, Default, clap::Args)]
+pub struct ProtocolOverrides {
+    /// Comma-separated task names from the config.
+    #[arg(long, value_delimiter = ',')]
+    pub tasks: Vec<String>,
+    /// Training steps per run, for every task.
+    #[arg(long)]
+    pub steps: Option<u64>,
+    /// Seeds (runs) per task.
+    #[arg(long)]
+    pub seeds: Option<u64>,
+    /// Training-subset size, for every task.
+    #[arg(long)]
+    pub train_subset: Option<i64>,
+    /// Validation-split size (images held out of training to score on), for every task.
+    #[arg(long)]
+    pub validation: Option<i64>,
+}
+
+impl ProtocolOverrides {
+    pub fn apply(&self, config: &mut Config) -> Result<()> {
+        if !self.tasks.is_empty() {
+            config.select_tasks(&self.tasks)?;
+        }
+        for task in &mut config.protocol.tasks {
+            task.steps = self.steps.unwrap_or(task.steps);
+            task.train_subset = self.train_subset.unwrap_or(task.train_subset);
+            task.validation = self.validation.unwrap_or(task.validation);
+        }
+        config.protocol.seeds = self.seeds.unwrap_or(config.protocol.seeds);
+        Ok(())
+    }
+}
+
+/// Command-line changes to the search (for `evolve`).
+#[derive(Clone, Debug, Default, clap::Args)]
+pub struct SearchOverrides {
+    /// Generations to run.
+    #[arg(long)]
+    pub generations: Option<usize>,
+    /// Genomes per generation.
+    #[arg(long)]
+    pub population: Option<usize>,
+    /// Seed of the GA and of the training runs.
+    #[arg(long, allow_negative_numbers = true, value_parser = seed_flag)]
+    pub seed: Option<u64>,
+    /// Multi-fidelity selection (on/off): screen every new genome on a cut-down budget, train
+    /// only the best in full (the config's `fidelity` section sets budget and fraction).
+    #[arg(long, action = clap::ArgAction::Set, value_parser = clap::builder::BoolishValueParser::new())]
+    pub fidelity: Option<bool>,
+}
+
+impl SearchOverrides {
+    pub fn apply(&self, config: &mut Config) {
+        let search = &mut config.search;
+        search.generations = self.generations.unwrap_or(search.generations);
+        search.population = self.population.unwrap_or(search.population);
+        if let Some(seed) = self.seed {
+            search.seed = seed;
+            config.protocol.seed = seed;
+        }
+        config.fidelity.enabled = self.fidelity.unwrap_or(config.fidelity.enabled);
+    }
+}
+
+/// A `--seed` value; a negative or malformed one is refused with the allowed range (clap alone
+/// would take `-1` for an unknown flag).
+fn seed_flag(s: &str) -> std::result::Result<u64, String> {
+    s.parse::<u64>()
+        .map_err(|_| format!("`{s}`; allowed: an integer 0..={}", u64::MAX))
+}
+
+/// Applies every flag to `config`, then validates once: the error names the field a flag set.
+pub fn apply(
+    config: &mut Config,
+    protocol: &ProtocolOverrides,
+    search: Option<&SearchOverrides>,
+    executor: Option<&ExecutorOverrides>,
+) -> Result<()> {
+    protocol.apply(config)?;
+    if let Some(search) = search {
+        search.apply(config);
+    }
+    if let Some(executor) = executor {
+        executor.apply(config);
+    }
+    config
+        .validate()
+        .map_err(|m| Error::Usage(format!("after applying flags: {m}")))
 }

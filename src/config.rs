@@ -1,119 +1,23 @@
 //! The run configuration: the training protocol (what a fitness evaluation is) and the search
 //! (population, selection, variation). Files in `configs/`; command-line flags override them.
 use crate::error::{Error, Result};
-use crate::genes::GeneKind;
-use crate::train::Task;
+use crate::genome::genes::GaParams;
+use crate::train::Protocol;
 use serde::{Deserialize, Serialize};
 use std::path::Path;
-
-/// How every genome is scored; two runs can share scores only if their protocols are equal.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Protocol {
-    pub tasks: Vec<Task>,
-    /// Training runs per task (each with its own seed).
-    pub seeds: u64,
-    /// Base of the per-run seeds (see `Protocol::run_seed`).
-    #[serde(default)]
-    pub seed: u64,
-}
-
-impl Protocol {
-    /// The seed of run `index` of `task`: every genome gets the same ones (common random numbers,
-    /// and an Adam baseline that is trained once), and a task keeps its seeds when others are
-    /// dropped with `--tasks`.
-    pub fn run_seed(&self, task: &Task, index: u64) -> u64 {
-        let name = task.name.bytes().fold(0xcbf29ce484222325u64, |h, b| {
-            (h ^ b as u64).wrapping_mul(0x100000001b3)
-        });
-        splitmix64(self.seed ^ splitmix64(name ^ splitmix64(index))) >> 1
-    }
-
-    pub fn total_steps(&self) -> u64 {
-        self.tasks.iter().map(|t| t.steps).sum::<u64>() * self.seeds
-    }
-
-    /// The screening rung of multi-fidelity selection: every task cut to `budget` of its steps
-    /// (at least one), when `score_images` is set scored on the first that many images of its
-    /// scoring split (the same images for every genome), and in `fidelity.precision` when set.
-    pub fn screening(&self, fidelity: &Fidelity) -> Protocol {
-        let mut p = self.clone();
-        for t in &mut p.tasks {
-            t.steps = ((t.steps as f64 * fidelity.budget).ceil() as u64).max(1);
-            t.score_images = fidelity.score_images;
-            t.precision = fidelity.precision.unwrap_or(t.precision);
-        }
-        p
-    }
-}
-
-impl Protocol {
-    /// Tasks present with sane sizes, unique names, seeds ≥ 1; `field` names the section.
-    pub fn validate(&self, field: &str) -> std::result::Result<(), String> {
-        if self.tasks.is_empty() {
-            return Err(format!(
-                "field `{field}.tasks`: empty; allowed: one or more tasks"
-            ));
-        }
-        if !(1..=MAX_SEEDS).contains(&self.seeds) {
-            return Err(format!(
-                "field `{field}.seeds`: {}; allowed: 1..={MAX_SEEDS}",
-                self.seeds
-            ));
-        }
-        for (i, t) in self.tasks.iter().enumerate() {
-            if !(1..=MAX_STEPS).contains(&t.steps)
-                || !(1..=MAX_BATCH).contains(&t.batch)
-                || t.train_subset < t.batch
-                || t.validation < 1
-                || t.score_images.is_some_and(|n| n < 1)
-            {
-                let score_images = t.score_images.map_or("absent".into(), |n| n.to_string());
-                return Err(format!(
-                    "field `{field}.tasks[{i}]` ({}): steps {}, batch {}, train_subset {}, validation {}, score_images {score_images}; allowed: steps 1..={MAX_STEPS}, batch 1..={MAX_BATCH}, train_subset ≥ batch, validation ≥ 1, score_images ≥ 1 or absent",
-                    t.name, t.steps, t.batch, t.train_subset, t.validation
-                ));
-            }
-            if self.tasks[..i].iter().any(|o| o.name == t.name) {
-                return Err(format!("field `{field}.tasks[{i}].name`: `{}` appears twice; task names must be unique", t.name));
-            }
-        }
-        Ok(())
-    }
-}
 
 /// Seed groups per genome are bounded: each costs a full evaluation.
 pub const MAX_SEED_GROUPS: u64 = 100;
 
-// Upper bounds on every count a config or flag sets, far above any real search (the paper's is
-// 50 genomes × 50 generations × 500 steps × 2 seeds) and low enough that no allocation sized by
-// one can exhaust memory or a start-up never end. The README lists them.
-/// Training steps of one task's run (its loss curve is kept: 4 bytes a step).
-pub const MAX_STEPS: u64 = 1_000_000;
-/// Runs (seeds) per task.
-pub const MAX_SEEDS: u64 = 1_000;
-/// Images per training step.
-pub const MAX_BATCH: i64 = 65_536;
+// Upper bounds on every count the search and executor sections set (see `train::protocol` for
+// the protocol's), far above any real search and low enough that no start-up can run without end.
 /// Genomes per generation.
 pub const MAX_POPULATION: usize = 10_000;
 pub const MAX_GENERATIONS: usize = 100_000;
-/// Genomes trained side by side in one stacked network.
-pub const MAX_BATCH_CANDIDATES: usize = 1_024;
 /// Worker processes, devices, array tasks at once, windows per array task.
 pub const MAX_WORKERS: usize = 4_096;
 /// Genomes re-checked on the held-out protocol.
 pub const MAX_HOLDOUT_TOP: usize = 1_000;
-/// Pruning points per run.
-pub const MAX_PRUNE_POINTS: usize = 100;
-/// What `fidelity.prune.margin` may be: a factor on Adam's loss.
-pub const PRUNE_MARGIN: [f64; 2] = [1.0, 100.0];
-
-fn splitmix64(x: u64) -> u64 {
-    let mut z = x.wrapping_add(0x9e3779b97f4a7c15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xbf58476d1ce4e5b9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94d049bb133111eb);
-    z ^ (z >> 31)
-}
 
 /// The outer loop: Marfinetz 2025's population 50, 50 generations, 3 elites, tournament 4.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -148,178 +52,6 @@ impl Default for Search {
     }
 }
 
-/// Every rate and bound of the variation operators. Log-scaled scalars are in log10 units.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct GaParams {
-    /// Probability that a child comes from crossover (else it is a copy of one parent).
-    pub crossover_rate: f64,
-    /// Probability that each scalar gene is perturbed.
-    pub mutation_rate: f64,
-    /// Std of the Gaussian step on log10(lr), log10(ε), log10(weight decay), at full strength.
-    pub log_sigma: f64,
-    /// Std of the step on β1 and β2 (then clamped to their ranges).
-    pub beta_sigma: f64,
-    /// Std of the log-normal factor on a term weight.
-    pub weight_sigma: f64,
-    pub add_term_rate: f64,
-    pub remove_term_rate: f64,
-    pub change_term_rate: f64,
-    pub flag_flip_rate: f64,
-    /// Mutation strength falls linearly from 1 to this over the generations.
-    pub final_strength: f64,
-    pub max_terms: usize,
-    pub lr_log10: [f64; 2],
-    pub eps_log10: [f64; 2],
-    pub weight_decay_log10: [f64; 2],
-    pub beta1: [f64; 2],
-    pub beta2: [f64; 2],
-    pub term_weight: [f64; 2],
-    /// Warmup lengths as a fraction of the shortest task's steps.
-    pub warmup_fraction: [f64; 2],
-    /// Elementwise gradient clipping `c` (log10), when on.
-    pub grad_clip_log10: [f64; 2],
-    /// Lookahead's period k and step α, when on.
-    pub lookahead_k: [u64; 2],
-    pub lookahead_alpha: [f64; 2],
-}
-
-impl Default for GaParams {
-    fn default() -> Self {
-        GaParams {
-            crossover_rate: 0.7,
-            mutation_rate: 0.3,
-            log_sigma: 0.3,
-            beta_sigma: 0.05,
-            weight_sigma: 0.3,
-            add_term_rate: 0.1,
-            remove_term_rate: 0.1,
-            change_term_rate: 0.1,
-            flag_flip_rate: 0.05,
-            final_strength: 0.3,
-            max_terms: 4,
-            lr_log10: [-5.0, -1.0],
-            eps_log10: [-10.0, -6.0],
-            weight_decay_log10: [-6.0, -2.0],
-            beta1: [0.5, 0.999],
-            beta2: [0.8, 0.9999],
-            term_weight: [0.05, 3.0],
-            warmup_fraction: [0.0, 0.3],
-            grad_clip_log10: [-1.0, 1.0],
-            lookahead_k: [5, 10],
-            lookahead_alpha: [0.3, 0.8],
-        }
-    }
-}
-
-/// The log10 ranges a genome's positive scalars may be drawn from: 10^x stays a finite,
-/// non-zero float.
-const LOG10_LIMIT: f64 = 300.0;
-
-impl GaParams {
-    /// Every rate a probability, every σ finite and ≥ 0, every range ordered, finite and inside
-    /// what a genome allows, so that the operators cannot panic or breed an invalid genome.
-    pub fn validate(&self) -> std::result::Result<(), String> {
-        let rates = [
-            ("crossover_rate", self.crossover_rate),
-            ("mutation_rate", self.mutation_rate),
-            ("add_term_rate", self.add_term_rate),
-            ("remove_term_rate", self.remove_term_rate),
-            ("change_term_rate", self.change_term_rate),
-            ("flag_flip_rate", self.flag_flip_rate),
-        ];
-        for (name, p) in rates {
-            if !(0.0..=1.0).contains(&p) {
-                return Err(format!(
-                    "field `ga.{name}`: {p}; allowed: a probability in [0, 1]"
-                ));
-            }
-        }
-        let sigmas = [
-            ("log_sigma", self.log_sigma),
-            ("beta_sigma", self.beta_sigma),
-            ("weight_sigma", self.weight_sigma),
-            ("final_strength", self.final_strength),
-        ];
-        for (name, x) in sigmas {
-            if !(x.is_finite() && x >= 0.0) {
-                return Err(format!(
-                    "field `ga.{name}`: {x}; allowed: a finite number ≥ 0"
-                ));
-            }
-        }
-        if self.max_terms == 0 || self.max_terms > crate::genome::MAX_TERMS {
-            return Err(format!(
-                "field `ga.max_terms`: {}; allowed: 1..={}",
-                self.max_terms,
-                crate::genome::MAX_TERMS
-            ));
-        }
-        // Every scalar gene's range, from the gene table; then the ranges of the other genes.
-        let mut ranges: Vec<(&str, [f64; 2], f64, f64, &str)> = Vec::new();
-        for gene in &crate::genes::GENES {
-            match &gene.kind {
-                GeneKind::Log {
-                    range, range_field, ..
-                } => ranges.push((
-                    range_field,
-                    range(self),
-                    -LOG10_LIMIT,
-                    LOG10_LIMIT,
-                    "[-300, 300] (10^x: a positive value)",
-                )),
-                GeneKind::Bounded {
-                    range, range_field, ..
-                } => ranges.push((
-                    range_field,
-                    range(self),
-                    0.0,
-                    0.9999999,
-                    "[0, 1) (a genome's β)",
-                )),
-                _ => {}
-            }
-        }
-        ranges.extend([
-            (
-                "term_weight",
-                self.term_weight,
-                1e-300,
-                1e300,
-                "(0, 1e300] (positive weights)",
-            ),
-            (
-                "warmup_fraction",
-                self.warmup_fraction,
-                0.0,
-                1.0,
-                "[0, 1] (of the shortest task)",
-            ),
-            (
-                "lookahead_alpha",
-                self.lookahead_alpha,
-                1e-9,
-                1.0,
-                "(0, 1] (Lookahead's step)",
-            ),
-        ]);
-        let [k_lo, k_hi] = self.lookahead_k;
-        if !(1 <= k_lo && k_lo <= k_hi && k_hi <= 1_000_000) {
-            return Err(format!(
-                "field `ga.lookahead_k`: [{k_lo}, {k_hi}]; allowed: an ordered range within [1, 1000000]"
-            ));
-        }
-        for (name, [lo, hi], min, max, allowed) in ranges {
-            if !(lo.is_finite() && hi.is_finite() && min <= lo && lo <= hi && hi <= max) {
-                return Err(format!(
-                    "field `ga.{name}`: [{lo}, {hi}]; allowed: an ordered range [low, high] within {allowed}"
-                ));
-            }
-        }
-        Ok(())
-    }
-}
-
 /// Multi-fidelity selection (successive halving with one screening rung, Jamieson & Talwalkar
 /// 2016): every new candidate first trains `budget` of each task's steps; only the best `promote`
 /// fraction of them (at least one) is trained under the full protocol. The others keep their
@@ -338,40 +70,28 @@ pub struct Fidelity {
     /// scores on the whole split.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub score_images: Option<i64>,
-    /// Screening runs in this precision (`bf16`: mixed precision, 1.78× on AMX CPUs); `null`:
+    /// Screening runs in this precision (`bf16`: mixed precision, faster where the hardware has bf16 units); `null`:
     /// each task's own. The full rung always keeps the task's own precision, so a bf16 rounding
     /// shift can only change which genomes get promoted, never a full score.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub precision: Option<crate::models::Precision>,
+    pub precision: Option<crate::train::models::Precision>,
     /// Learning-curve pruning of full runs; `null`: off.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub prune: Option<Prune>,
+    pub prune: Option<crate::train::prune::Prune>,
 }
 
-/// Learning-curve pruning in the full rung: at each fraction `at` of a task's steps, a run whose
-/// mean training loss over the last `window` steps is more than `margin` times Adam's (same
-/// task, same seed, same step) stops there. `margin` compares losses, not accuracies: at 1 every
-/// run behind Adam's loss stops, even one that would end level with Adam's accuracy; a run whose
-/// loss equals Adam's never does. A point that falls on or after a task's last step is dropped
-/// (stopping there saves nothing). Its evaluation is recorded with stage `pruned` and
-/// capped like a screening score, so it never outranks a completed run. Comparing with Adam
-/// alone (not with the generation's other runs) keeps a genome's score a function of the genome
-/// and the protocol: memoised, resumable and the same under every executor.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct Prune {
-    pub at: Vec<f64>,
-    pub margin: f64,
-    pub window: usize,
-}
-
-impl Default for Prune {
-    fn default() -> Self {
-        Prune {
-            at: vec![0.25, 0.5, 0.75],
-            margin: 1.25,
-            window: 25,
+impl Fidelity {
+    /// The screening rung of `protocol`: every task cut to `budget` of its steps
+    /// (at least one), when `score_images` is set scored on the first that many images of its
+    /// scoring split (the same images for every genome), and in `fidelity.precision` when set.
+    pub fn screening(&self, protocol: &Protocol) -> Protocol {
+        let (fidelity, mut p) = (self, protocol.clone());
+        for t in &mut p.tasks {
+            t.steps = ((t.steps as f64 * fidelity.budget).ceil() as u64).max(1);
+            t.score_images = fidelity.score_images;
+            t.precision = fidelity.precision.unwrap_or(t.precision);
         }
+        p
     }
 }
 
@@ -511,122 +231,6 @@ impl ExecutorConfig {
     }
 }
 
-/// Command-line changes to the executor (for `evolve`; allowed on resume).
-#[derive(Clone, Debug, Default, clap::Args)]
-pub struct ExecutorOverrides {
-    /// Where evaluations run: local (this process), workers (processes on this machine) or
-    /// slurm (job arrays).
-    #[arg(long, value_enum)]
-    pub executor: Option<ExecutorKind>,
-    /// Worker processes for `--executor workers` on one device.
-    #[arg(long)]
-    pub workers: Option<usize>,
-    /// Comma-separated devices, one worker each (`--executor workers`), or the device of every
-    /// Slurm array task.
-    #[arg(long, value_delimiter = ',')]
-    pub devices: Vec<String>,
-    /// An extra sbatch argument (repeatable), after the config's: `--sbatch-arg=--gres=gpu:1`.
-    #[arg(long = "sbatch-arg", allow_hyphen_values = true)]
-    pub sbatch_args: Vec<String>,
-    /// Times a failed worker task is resubmitted.
-    #[arg(long)]
-    pub retries: Option<u32>,
-}
-
-impl ExecutorOverrides {
-    pub fn apply(&self, config: &mut Config) -> Result<()> {
-        let e = &mut config.executor;
-        e.kind = self.executor.unwrap_or(e.kind);
-        e.workers = self.workers.unwrap_or(e.workers);
-        if !self.devices.is_empty() {
-            e.devices = self.devices.clone();
-        }
-        e.sbatch_args.extend(self.sbatch_args.iter().cloned());
-        e.retries = self.retries.unwrap_or(e.retries);
-        checked(config)
-    }
-}
-
-/// Command-line changes to the protocol (for `evolve` and `evolve replay`).
-#[derive(Clone, Debug, Default, clap::Args)]
-pub struct ProtocolOverrides {
-    /// Comma-separated task names from the config.
-    #[arg(long, value_delimiter = ',')]
-    pub tasks: Vec<String>,
-    /// Training steps per run, for every task.
-    #[arg(long)]
-    pub steps: Option<u64>,
-    /// Seeds (runs) per task.
-    #[arg(long)]
-    pub seeds: Option<u64>,
-    /// Training-subset size, for every task.
-    #[arg(long)]
-    pub train_subset: Option<i64>,
-    /// Validation-split size (images held out of training to score on), for every task.
-    #[arg(long)]
-    pub validation: Option<i64>,
-}
-
-impl ProtocolOverrides {
-    pub fn apply(&self, config: &mut Config) -> Result<()> {
-        if !self.tasks.is_empty() {
-            config.select_tasks(&self.tasks)?;
-        }
-        for task in &mut config.protocol.tasks {
-            task.steps = self.steps.unwrap_or(task.steps);
-            task.train_subset = self.train_subset.unwrap_or(task.train_subset);
-            task.validation = self.validation.unwrap_or(task.validation);
-        }
-        config.protocol.seeds = self.seeds.unwrap_or(config.protocol.seeds);
-        checked(config)
-    }
-}
-
-/// Command-line changes to the search (for `evolve`).
-#[derive(Clone, Debug, Default, clap::Args)]
-pub struct SearchOverrides {
-    /// Generations to run.
-    #[arg(long)]
-    pub generations: Option<usize>,
-    /// Genomes per generation.
-    #[arg(long)]
-    pub population: Option<usize>,
-    /// Seed of the GA and of the training runs.
-    #[arg(long, allow_negative_numbers = true, value_parser = seed_flag)]
-    pub seed: Option<u64>,
-    /// Multi-fidelity selection (on/off): screen every new genome on a cut-down budget, train
-    /// only the best in full (the config's `fidelity` section sets budget and fraction).
-    #[arg(long, action = clap::ArgAction::Set, value_parser = clap::builder::BoolishValueParser::new())]
-    pub fidelity: Option<bool>,
-}
-
-impl SearchOverrides {
-    pub fn apply(&self, config: &mut Config) -> Result<()> {
-        let search = &mut config.search;
-        search.generations = self.generations.unwrap_or(search.generations);
-        search.population = self.population.unwrap_or(search.population);
-        if let Some(seed) = self.seed {
-            search.seed = seed;
-            config.protocol.seed = seed;
-        }
-        config.fidelity.enabled = self.fidelity.unwrap_or(config.fidelity.enabled);
-        checked(config)
-    }
-}
-
-/// A `--seed` value; a negative or malformed one is refused with the allowed range (clap alone
-/// would take `-1` for an unknown flag).
-pub fn seed_flag(s: &str) -> std::result::Result<u64, String> {
-    s.parse::<u64>()
-        .map_err(|_| format!("`{s}`; allowed: an integer 0..={}", u64::MAX))
-}
-
-fn checked(config: &Config) -> Result<()> {
-    config
-        .validate()
-        .map_err(|m| Error::Usage(format!("after applying flags: {m}")))
-}
-
 /// The CPU-friendly default, built in.
 pub const QUICK: &str = include_str!("../configs/quick.json");
 
@@ -697,18 +301,7 @@ impl Config {
             ));
         }
         if let Some(p) = &f.prune {
-            let fractions = p.at.iter().all(|a| *a > 0.0 && *a < 1.0);
-            let [lo, hi] = PRUNE_MARGIN;
-            if !(1..=MAX_PRUNE_POINTS).contains(&p.at.len())
-                || !fractions
-                || !(lo..=hi).contains(&p.margin)
-                || !(1..=MAX_STEPS as usize).contains(&p.window)
-            {
-                return Err(format!(
-                    "field `fidelity.prune`: at {:?}, margin {}, window {}; allowed: at 1 to {MAX_PRUNE_POINTS} fractions in (0, 1) of each task's steps, margin in [{lo}, {hi}] (a factor on Adam's mean training loss: a run is stopped when its loss exceeds margin × Adam's), window 1..={MAX_STEPS} steps",
-                    p.at, p.margin, p.window
-                ));
-            }
+            p.validate()?;
         }
         if !(f.budget > 0.0 && f.budget <= 1.0 && f.promote > 0.0 && f.promote <= 1.0) {
             return Err(format!(

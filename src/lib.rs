@@ -1,30 +1,23 @@
 //! `evolve`: discover deep-learning optimizers by genetic algorithm.
 //!
-//! genome (what an optimizer is) → optim (how it updates weights) → train/fitness (how good it
-//! is) → ga/evolution (how better ones are bred) → report (what a researcher reads).
-pub mod error;
-pub mod fsutil;
+//! The modules follow the flow, one folder per stage:
+//!
+//! genome (what an optimizer is: terms, genes) → optim (how it updates weights) → train (how good
+//! it is: data, models, one run, fitness, the evaluator) → search (how better ones are bred: the
+//! loop, the GA) → run (what is kept on disk, and where evaluations run: the run directory,
+//! executors) → report (what a researcher reads: summaries, plots, progress, the export).
 pub mod genome;
 pub mod optim;
+pub mod report;
+pub mod run;
+pub mod search;
+pub mod train;
+
+pub mod config;
+pub mod device;
+pub mod error;
+pub mod fsutil;
+pub mod interrupt;
 
 pub use error::{Error, Result};
 pub use genome::Genome;
-pub mod config;
-pub mod data;
-pub mod device;
-pub mod evaluator;
-pub mod evolution;
-pub mod executor;
-pub mod export;
-pub mod fitness;
-pub mod ga;
-pub mod generalization;
-pub mod genes;
-pub mod interrupt;
-pub mod models;
-pub mod progress;
-pub mod replay;
-pub mod report;
-pub mod run_dir;
-pub mod terms;
-pub mod train;

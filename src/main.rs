@@ -4,9 +4,9 @@ mod cli;
 use clap::Parser;
 use cli::{Cli, Command, DataCommand, EvolveArgs, ExportFormat, ReplayArgs};
 use evolve::config::Config;
-use evolve::data::{self, DatasetKind};
-use evolve::evolution::{self, RunOptions};
-use evolve::replay::ReplayOptions;
+use evolve::report::replay::ReplayOptions;
+use evolve::run::{self, RunOptions};
+use evolve::train::data::{self, DatasetKind};
 use evolve::{Error, Result};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -17,16 +17,16 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Some(Command::Doctor { data_dir }) => {
             let root = data::resolve_root(data_dir.as_deref());
-            print!("{}", evolve::device::doctor(&root));
+            print!("{}", evolve::report::doctor::doctor(&root));
             Ok(())
         }
         Some(Command::Check { genomes }) => check(&genomes),
         Some(Command::Replay(args)) => replay(&args),
         Some(Command::Worker(args)) => {
             evolve::interrupt::install();
-            evolve::executor::work(&args)
+            evolve::run::executor::work(&args)
         }
-        Some(Command::Status { run }) => evolution::status(&run).map(|text| print!("{text}")),
+        Some(Command::Status { run }) => run::status(&run).map(|text| print!("{text}")),
         Some(Command::Report { run, json }) => report(&run, json),
         Some(Command::Data(DataCommand::Download { data_dir, datasets })) => {
             let root = data::resolve_root(data_dir.as_deref());
@@ -77,15 +77,15 @@ fn replay(args: &ReplayArgs) -> Result<()> {
         })?;
     }
     config.protocol.seed = args.seed.unwrap_or(config.protocol.seed);
-    args.protocol.apply(&mut config)?;
-    let (bar, on_steps) = evolve::progress::steps_bar();
+    cli::apply(&mut config, &args.protocol, None, None)?;
+    let (bar, on_steps) = evolve::report::progress::steps_bar();
     let options = ReplayOptions {
         device: args.place.device,
         data_root: data::resolve_root(args.place.data_dir.as_deref()),
         batch_candidates: args.place.batch_candidates,
         on_steps: Some(on_steps),
     };
-    let doc = evolve::replay::replay(&args.genomes, &config, options)?;
+    let doc = evolve::report::replay::replay(&args.genomes, &config, options)?;
     bar.finish_and_clear();
     match args.json {
         true => println!(
@@ -98,8 +98,8 @@ fn replay(args: &ReplayArgs) -> Result<()> {
 }
 
 fn report(run: &Path, json: bool) -> Result<()> {
-    let cp = evolve::run_dir::RunDir::open(run).load_checkpoint()?;
-    let g = evolve::generalization::generalization(&cp).ok_or_else(|| {
+    let cp = evolve::run::RunDir::open(run).load_checkpoint()?;
+    let g = evolve::report::generalization::generalization(&cp).ok_or_else(|| {
         Error::run(
             run,
             "has no held-out protocol (`holdout` in its config): nothing to report",
@@ -126,36 +126,39 @@ fn evolve(args: &EvolveArgs) -> Result<()> {
         device: place.device,
         data_root: data::resolve_root(place.data_dir.as_deref()),
         batch_candidates: place.batch_candidates,
-        observer: evolve::progress::observer(args.quiet),
+        observer: evolve::report::progress::observer(args.quiet),
     };
     let requested = |saved: &Config| -> Result<Config> {
         let mut config = match &place.config {
             Some(path) => Config::load(path)?,
             None => saved.clone(),
         };
-        args.protocol.apply(&mut config)?;
-        args.search.apply(&mut config)?;
-        args.executor.apply(&mut config)?;
+        cli::apply(
+            &mut config,
+            &args.protocol,
+            Some(&args.search),
+            Some(&args.executor),
+        )?;
         Ok(config)
     };
     let (dir, result) = match &args.resume {
-        Some(dir) => (dir.clone(), evolution::resume(dir, requested, &options)),
+        Some(dir) => (dir.clone(), run::resume(dir, requested, &options)),
         None => {
             let config = requested(&Config::quick())?;
             let dir = args
                 .out
                 .clone()
-                .unwrap_or_else(|| evolution::default_run_dir(place.config.as_deref()));
+                .unwrap_or_else(|| run::default_run_dir(place.config.as_deref()));
             if !args.quiet {
                 let device = evolve::device::describe(options.device);
                 eprintln!("evolving into {} on {device}", dir.display());
             }
-            (dir.clone(), evolution::start(config, &dir, &options))
+            (dir.clone(), run::start(config, &dir, &options))
         }
     };
     match result {
         Ok(cp) => {
-            print!("{}", evolution::closing_message(&cp, &dir));
+            print!("{}", run::closing_message(&cp, &dir));
             Ok(())
         }
         Err(Error::Interrupted(signal)) => {
@@ -171,10 +174,10 @@ fn evolve(args: &EvolveArgs) -> Result<()> {
 }
 
 fn export(source: &Path, out: Option<&Path>, format: ExportFormat) -> Result<()> {
-    let (genome, score) = evolve::export::source(source)?;
+    let (genome, score) = evolve::run::export_source(source)?;
     let text = match format {
-        ExportFormat::Json => evolve::export::json_source(&genome),
-        ExportFormat::Pytorch => evolve::export::pytorch_source(&genome, score.as_ref()),
+        ExportFormat::Json => evolve::report::export::json_source(&genome),
+        ExportFormat::Pytorch => evolve::report::export::pytorch_source(&genome, score.as_ref()),
     };
     match out.filter(|p| p.as_os_str() != "-") {
         Some(path) => {

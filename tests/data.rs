@@ -1,7 +1,7 @@
 //! Dataset readers on synthetic files in the real formats, the download install path, `evolve
 //! data verify`, and (when ../shared is present) the real CIFAR-10, MNIST and Fashion-MNIST copies.
-use evolve::data::download::{install, md5_hex, Source};
-use evolve::data::{self, cifar, mnist, synthetic, Dataset, DatasetKind};
+use evolve::train::data::download::{install, md5_hex, Source};
+use evolve::train::data::{self, cifar, mnist, synthetic, Dataset, DatasetKind};
 use std::io::Write;
 use std::path::Path;
 use std::process::Command;
@@ -192,7 +192,7 @@ fn download_install_verifies_checksums_and_unpacks() {
     let md5 = md5_hex(&archive).unwrap();
     let source = |md5| Source {
         md5,
-        ..evolve::data::download::CIFAR10
+        ..evolve::train::data::download::CIFAR10
     };
 
     // Wrong checksum: refused, nothing installed.
@@ -229,12 +229,12 @@ fn download_install_verifies_checksums_and_unpacks() {
     // MNIST files are verified and copied as they are.
     let mn = tempfile::tempdir().unwrap();
     synthetic::write_mnist(mn.path(), 20, 10, true, 4).unwrap();
-    install_as_found(&evolve::data::download::MNIST, mn.path(), &root);
+    install_as_found(&evolve::train::data::download::MNIST, mn.path(), &root);
     assert_eq!(
         counts(&Dataset::load(DatasetKind::Mnist, &root).unwrap()),
         (20, 10)
     );
-    let official = &evolve::data::download::MNIST[0];
+    let official = &evolve::train::data::download::MNIST[0];
     assert_eq!(official.md5.len(), 32);
     assert!(install(official, &mn.path().join(official.file), &root)
         .unwrap_err()
@@ -242,9 +242,9 @@ fn download_install_verifies_checksums_and_unpacks() {
         .contains("checksum mismatch"));
 
     // Fashion-MNIST the same way; a wrong or truncated file installs nothing.
-    let fashion = evolve::data::download::FASHION_MNIST;
+    let fashion = evolve::train::data::download::FASHION_MNIST;
     assert_eq!(
-        evolve::data::download::sources(DatasetKind::FashionMnist).len(),
+        evolve::train::data::download::sources(DatasetKind::FashionMnist).len(),
         4
     );
     let fm = tempfile::tempdir().unwrap();
@@ -353,7 +353,7 @@ fn real_cifar10_and_mnist_load_with_the_published_counts() {
 
     // The Fashion-MNIST files are the official ones: their MD5s are the published ones we check
     // downloads against.
-    for s in evolve::data::download::FASHION_MNIST {
+    for s in evolve::train::data::download::FASHION_MNIST {
         assert_eq!(
             md5_hex(&root.join("fashion-mnist").join(s.file)).unwrap(),
             s.md5
@@ -379,7 +379,7 @@ fn installing_writes_through_no_planted_link_and_leaves_no_staging_folder() {
     make_cifar_archive(&archive);
     let source = Source {
         md5: &md5_hex(&archive).unwrap(),
-        ..evolve::data::download::CIFAR10
+        ..evolve::train::data::download::CIFAR10
     };
     let victim = work.path().join("victim");
     std::fs::create_dir(&victim).unwrap();

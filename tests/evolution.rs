@@ -369,25 +369,29 @@ fn a_log_gets_a_line_per_evaluation_and_generation_and_status_reads_the_run() {
 #[derive(Default)]
 struct Recorder(std::cell::RefCell<Vec<String>>);
 
-impl evolve::evolution::Observer for Recorder {
-    fn started(&self, _cp: &evolve::run_dir::Checkpoint) {
+impl evolve::search::Observer for Recorder {
+    fn started(&self, _cp: &evolve::search::records::Checkpoint) {
         self.0.borrow_mut().push("started".into());
     }
-    fn evaluation_done(&self, e: &evolve::run_dir::Evaluation, _cp: &evolve::run_dir::Checkpoint) {
+    fn evaluation_done(
+        &self,
+        e: &evolve::search::records::Evaluation,
+        _cp: &evolve::search::records::Checkpoint,
+    ) {
         self.0
             .borrow_mut()
             .push(format!("gen {} #{}", e.generation, e.index));
     }
     fn generation_done(
         &self,
-        g: &evolve::run_dir::GenerationStats,
-        _cp: &evolve::run_dir::Checkpoint,
+        g: &evolve::search::records::GenerationStats,
+        _cp: &evolve::search::records::Checkpoint,
     ) {
         self.0
             .borrow_mut()
             .push(format!("gen {} done", g.generation));
     }
-    fn finished(&self, _cp: &evolve::run_dir::Checkpoint) {
+    fn finished(&self, _cp: &evolve::search::records::Checkpoint) {
         self.0.borrow_mut().push("finished".into());
     }
 }
@@ -396,14 +400,14 @@ impl evolve::evolution::Observer for Recorder {
 fn the_loop_reports_every_evaluation_then_its_generation_to_an_observer() {
     let f = fixture();
     let recorder = std::rc::Rc::new(Recorder::default());
-    let options = evolve::evolution::RunOptions {
+    let options = evolve::run::RunOptions {
         device: tch::Device::Cpu,
         data_root: f.root.clone(),
         batch_candidates: Some(1),
         observer: recorder.clone(),
     };
     let config = evolve::config::Config::load(&f.config).unwrap();
-    evolve::evolution::start(config, &f.path("run"), &options).unwrap();
+    evolve::run::start(config, &f.path("run"), &options).unwrap();
     let mut expected = vec!["started".to_string()];
     for g in 0..3 {
         expected.extend((0..5).map(|i| format!("gen {g} #{i}")));

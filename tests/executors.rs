@@ -7,8 +7,8 @@ use common::run::{
     history_lines, kill_and_resume, kill_at_line, ok, same_history, tiny_config, Fixture,
 };
 use evolve::config::Config;
-use evolve::executor::{BatchDir, Trainer, WorkItem, WorkResult};
-use evolve::fitness::TaskScore;
+use evolve::run::executor::{BatchDir, Trainer, WorkItem, WorkResult};
+use evolve::train::fitness::TaskScore;
 use std::io::Write;
 use std::path::Path;
 use std::process::{Command, Stdio};

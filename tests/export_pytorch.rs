@@ -107,7 +107,7 @@ fn exported_optimizer_matches_the_rust_engine_for_every_term_and_modifier() {
         let module = format!("evolved_{i}");
         std::fs::write(
             dir.path().join(format!("{module}.py")),
-            evolve::export::pytorch_source(g, None),
+            evolve::report::export::pytorch_source(g, None),
         )
         .unwrap();
         cases.push(serde_json::json!({ "module": module, "cosine": g.cosine_decay || g.sign_decay != SignDecay::Off }));

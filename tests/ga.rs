@@ -1,8 +1,8 @@
 //! Genetic operators: every child is a valid genome within the configured bounds, selection and
 //! elitism do what they say, and the random stream survives a checkpoint round trip.
-use evolve::config::GaParams;
-use evolve::ga::Ga;
+use evolve::genome::genes::GaParams;
 use evolve::genome::{shipped, Genome};
+use evolve::search::ga::Ga;
 
 fn ga(seed: u64) -> Ga {
     Ga::new(seed, GaParams::default(), 500)
@@ -151,7 +151,10 @@ fn every_gene_of_the_genome_schema_is_in_the_gene_table_and_mutation_reaches_it(
         .filter(|&k| k != "name")
         .collect();
     fields.sort();
-    let mut genes: Vec<&str> = evolve::genes::GENES.iter().map(|g| g.field).collect();
+    let mut genes: Vec<&str> = evolve::genome::genes::GENES
+        .iter()
+        .map(|g| g.field)
+        .collect();
     genes.sort();
     assert_eq!(
         fields, genes,

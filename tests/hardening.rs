@@ -10,7 +10,7 @@ mod common;
 use common::cli::{bare, manifest, refused, run, wait_for};
 use common::run::{history, history_lines, kill_at_line, ok, tiny_config, Fixture};
 use evolve::config::Config;
-use evolve::executor::{BatchDir, WorkItem};
+use evolve::run::executor::{BatchDir, WorkItem};
 
 const VICTIM: &str = "a file outside the run that nobody asked evolve to write\n";
 
@@ -398,7 +398,7 @@ fn a_run_failing_before_its_first_evaluation_removes_what_it_made() {
     // Right sizes (the start-up check passes), a label out of range (found when loaded).
     let cifar = f.root.join("cifar10");
     std::fs::remove_dir_all(&cifar).unwrap();
-    evolve::data::synthetic::write_cifar10(&cifar, 200, 200, false, 5).unwrap();
+    evolve::train::data::synthetic::write_cifar10(&cifar, 200, 200, false, 5).unwrap();
     let batch = cifar.join("data_batch_1.bin");
     let mut bytes = std::fs::read(&batch).unwrap();
     bytes[0] = 200;

@@ -1,16 +1,16 @@
 //! A stop signal is honoured between scoring passes, not only between training steps: on a big
 //! split a scoring pass can outlast a scheduler's grace period (Slurm's KillWait is 30 s). Its
 //! own test binary, because the stop flag is process-wide.
-use evolve::data::{Dataset, DatasetKind};
-use evolve::models::{ModelKind, Net};
 use evolve::train::accuracy;
+use evolve::train::data::{Dataset, DatasetKind};
+use evolve::train::models::{ModelKind, Net};
 use evolve::Error;
 use tch::{nn, Device};
 
 #[test]
 fn a_stop_signal_stops_scoring_at_the_next_pass() {
     let root = tempfile::tempdir().unwrap();
-    evolve::data::synthetic::write_root(root.path(), 1).unwrap();
+    evolve::train::data::synthetic::write_root(root.path(), 1).unwrap();
     let data = Dataset::load(DatasetKind::Cifar10, root.path()).unwrap();
     let vs = nn::VarStore::new(Device::Cpu);
     let net = Net::new(ModelKind::TinyCnn, &vs.root(), DatasetKind::Cifar10, 1);

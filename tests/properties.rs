@@ -1,12 +1,14 @@
 //! Property tests (proptest): the canonical form and hash, the GA operators for any valid `ga`
 //! section, and the checkpoint's round trip through the run directory.
-use evolve::config::{Config, GaParams};
-use evolve::fitness::{Score, TaskScore};
-use evolve::ga::Ga;
+use evolve::config::Config;
+use evolve::genome::genes::GaParams;
 use evolve::genome::{Genome, Term, SHIPPED};
-use evolve::run_dir::{
-    Checkpoint, Cost, Evaluation, RunDir, Stage, StageState, CHECKPOINT_VERSION,
+use evolve::run::RunDir;
+use evolve::search::ga::Ga;
+use evolve::search::records::{
+    Checkpoint, Cost, Evaluation, Stage, StageState, CHECKPOINT_VERSION,
 };
+use evolve::train::fitness::{Score, TaskScore};
 use evolve::train::RunMetrics;
 use proptest::prelude::*;
 use rand::{seq::SliceRandom, SeedableRng};

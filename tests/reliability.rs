@@ -523,7 +523,7 @@ fn sigterm_and_sighup_save_print_the_resume_command_and_exit_128_plus_the_signal
 #[test]
 fn data_problems_name_the_real_files_and_roots() {
     let root = tempfile::tempdir().unwrap();
-    evolve::data::synthetic::write_root(root.path(), 1).unwrap();
+    evolve::train::data::synthetic::write_root(root.path(), 1).unwrap();
     let verify = |root: &Path| run(bare(&["data", "verify", root.to_str().unwrap()]));
 
     // Counts that differ from the official release fail verification.

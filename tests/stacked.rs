@@ -1,9 +1,9 @@
 //! Stacked candidates: K genomes trained side by side in one grouped network give the same losses
 //! and parameters as K separate runs, and a diverging member does not leak into the others. The
 //! channels-last layout computes the same networks as NCHW.
-use evolve::data::{synthetic, Dataset, DatasetKind};
 use evolve::genome::{shipped, Genome};
-use evolve::models::{Layout, ModelKind};
+use evolve::train::data::{synthetic, Dataset, DatasetKind};
+use evolve::train::models::{Layout, ModelKind};
 use evolve::train::{train_stacked, ScoreOn, Task, Trainer};
 use tch::{Device, Kind, Tensor};
 
@@ -231,17 +231,7 @@ fn a_diverging_member_does_not_leak_into_the_others() {
     let mut exploding = shipped("sgd-momentum");
     exploding.lr = 1e4;
     let genomes = vec![shipped("adam"), exploding, shipped("adamw")];
-    let runs = train_stacked(
-        &task(),
-        &genomes,
-        4,
-        &data,
-        Device::Cpu,
-        false,
-        None,
-        &|_| {},
-    )
-    .unwrap();
+    let runs = train_stacked(&task(), &genomes, 4, &data, false, None, &|_| {}).unwrap();
     assert!(runs[1].diverged && !runs[0].diverged && !runs[2].diverged);
     assert_eq!((runs[0].steps, runs[2].steps), (STEPS, STEPS));
     assert!(runs[0].val_acc > 0.0 && runs[1].val_acc == 0.0);

@@ -1,10 +1,10 @@
 //! Training runs, fitness and the evaluator on synthetic data (CPU).
-use evolve::config::Protocol;
-use evolve::data::{loader, synthetic, Dataset, DatasetKind};
-use evolve::evaluator::Evaluator;
-use evolve::fitness::{run_fitness, Score, TaskScore};
 use evolve::genome::{adam_baseline, shipped, Genome};
-use evolve::models::{self, ModelKind, Precision};
+use evolve::train::data::{loader, synthetic, Dataset, DatasetKind};
+use evolve::train::evaluator::Evaluator;
+use evolve::train::fitness::{run_fitness, Score, TaskScore};
+use evolve::train::models::{self, ModelKind, Precision};
+use evolve::train::Protocol;
 use evolve::train::{train_run, RunMetrics, ScoreOn, Task, Trainer};
 use std::process::Command;
 use tch::{Device, Kind, Tensor};
@@ -37,13 +37,13 @@ fn cifar() -> (tempfile::TempDir, Dataset) {
 fn same_seed_same_genome_gives_identical_runs_on_cpu() {
     let (_dir, data) = cifar();
     let g = shipped("marfinetz2025-evolved");
-    let a = train_run(&task(40), &g, 5, &data, Device::Cpu, &|_| {}).unwrap();
-    let b = train_run(&task(40), &g, 5, &data, Device::Cpu, &|_| {}).unwrap();
+    let a = train_run(&task(40), &g, 5, &data, &|_| {}).unwrap();
+    let b = train_run(&task(40), &g, 5, &data, &|_| {}).unwrap();
     assert_eq!(
         (a.losses.clone(), a.val_acc, a.steps),
         (b.losses.clone(), b.val_acc, b.steps)
     );
-    let c = train_run(&task(40), &g, 6, &data, Device::Cpu, &|_| {}).unwrap();
+    let c = train_run(&task(40), &g, 6, &data, &|_| {}).unwrap();
     assert_ne!(a.losses, c.losses, "another seed, another run");
 }
 
@@ -51,11 +51,7 @@ fn same_seed_same_genome_gives_identical_runs_on_cpu() {
 fn every_genome_sees_the_same_weights_and_batches_for_a_seed() {
     let (_dir, data) = cifar();
     // The first loss depends only on the initial weights and the first batch.
-    let first = |g: &Genome| {
-        train_run(&task(2), g, 9, &data, Device::Cpu, &|_| {})
-            .unwrap()
-            .losses[0]
-    };
+    let first = |g: &Genome| train_run(&task(2), g, 9, &data, &|_| {}).unwrap().losses[0];
     assert_eq!(first(&adam_baseline()), first(&shipped("lion")));
     assert_eq!(first(&adam_baseline()), first(&shipped("sgd-momentum")));
 }
@@ -63,7 +59,7 @@ fn every_genome_sees_the_same_weights_and_batches_for_a_seed() {
 #[test]
 fn adam_learns_the_synthetic_task() {
     let (_dir, data) = cifar();
-    let run = train_run(&task(80), &adam_baseline(), 1, &data, Device::Cpu, &|_| {}).unwrap();
+    let run = train_run(&task(80), &adam_baseline(), 1, &data, &|_| {}).unwrap();
     assert!(!run.diverged);
     assert_eq!(run.steps, 80);
     assert!(
@@ -79,7 +75,7 @@ fn a_diverging_genome_is_stopped_and_scored_minus_one() {
     let (_dir, data) = cifar();
     let mut g = shipped("sgd-momentum");
     g.lr = 1e4;
-    let run = train_run(&task(100), &g, 1, &data, Device::Cpu, &|_| {}).unwrap();
+    let run = train_run(&task(100), &g, 1, &data, &|_| {}).unwrap();
     assert!(run.diverged);
     assert!(run.steps < 100, "stopped early at {}", run.steps);
     assert_eq!(run_fitness(&run), -1.0);
@@ -281,11 +277,11 @@ fn bf16_mixed_precision_learns_reproducibly_and_changes_results() {
         precision: Precision::Bf16,
         ..task(80)
     };
-    let a = train_run(&bf16, &adam_baseline(), 1, &data, Device::Cpu, &|_| {}).unwrap();
-    let b = train_run(&bf16, &adam_baseline(), 1, &data, Device::Cpu, &|_| {}).unwrap();
+    let a = train_run(&bf16, &adam_baseline(), 1, &data, &|_| {}).unwrap();
+    let b = train_run(&bf16, &adam_baseline(), 1, &data, &|_| {}).unwrap();
     assert_eq!(a.losses, b.losses);
     assert!(a.val_acc > 0.3, "bf16 accuracy {}", a.val_acc);
-    let fp32 = train_run(&task(80), &adam_baseline(), 1, &data, Device::Cpu, &|_| {}).unwrap();
+    let fp32 = train_run(&task(80), &adam_baseline(), 1, &data, &|_| {}).unwrap();
     assert_ne!(
         a.losses, fp32.losses,
         "bf16 is part of the protocol: it changes results"
@@ -368,14 +364,14 @@ fn scoring_on_the_test_set_reports_the_test_accuracy_it_scored() {
     let (_dir, data) = cifar();
     let t = task(20);
     // Its accuracy is the test set's, so the test accuracy it reports is the same number.
-    let run = train_run(&t, &adam_baseline(), 7, &data, Device::Cpu, &|_| {}).unwrap();
+    let run = train_run(&t, &adam_baseline(), 7, &data, &|_| {}).unwrap();
     assert_eq!(run.test_acc, Some(run.val_acc));
     // Scored on part of the test set, it still reports the whole test set's accuracy.
     let part = Task {
         score_images: Some(50),
         ..t.clone()
     };
-    let partly = train_run(&part, &adam_baseline(), 7, &data, Device::Cpu, &|_| {}).unwrap();
+    let partly = train_run(&part, &adam_baseline(), 7, &data, &|_| {}).unwrap();
     assert_eq!(partly.test_acc, Some(run.val_acc));
     let hits = partly.val_acc * 50.0;
     assert!(
@@ -386,7 +382,7 @@ fn scoring_on_the_test_set_reports_the_test_accuracy_it_scored() {
         score_on: ScoreOn::Validation,
         ..t
     };
-    let run = train_run(&held, &adam_baseline(), 7, &data, Device::Cpu, &|_| {}).unwrap();
+    let run = train_run(&held, &adam_baseline(), 7, &data, &|_| {}).unwrap();
     assert!(run.test_acc.is_some_and(|t| t > 0.0) && run.val_acc > 0.0);
 }
 
@@ -411,7 +407,7 @@ fn screening_scores_every_genome_on_the_same_first_images_of_the_split() {
         precision: Some(Precision::Bf16),
         prune: None,
     };
-    let screen = full.screening(&fidelity);
+    let screen = fidelity.screening(&full);
     assert_eq!(screen.tasks[0].steps, 10);
     assert_eq!(
         screen.tasks[0].precision,
@@ -431,9 +427,8 @@ fn screening_scores_every_genome_on_the_same_first_images_of_the_split() {
     );
     let (whole, _) = full.tasks[0].scoring_split(&data);
     assert_eq!(whole.size()[0], 200, "the full rung keeps the whole split");
-    let mut evaluator = Evaluator::new(&full, Device::Cpu, _dir.path())
-        .unwrap()
-        .screening(&fidelity);
+    let whole = Evaluator::new(&full, Device::Cpu, _dir.path()).unwrap();
+    let mut evaluator = whole.with_protocol(fidelity.screening(&full));
     let scores = evaluator.evaluate(&[shipped("lion")]).unwrap();
     let acc = scores[0].tasks[0].val_acc_mean * 50.0;
     assert!(
@@ -449,7 +444,7 @@ fn a_run_behind_its_bar_stops_there_and_a_bar_it_clears_changes_nothing() {
     let t = task(30);
     let genomes = [shipped("lion")];
     let run = |bar: Option<&Bar>| {
-        train_stacked(&t, &genomes, 5, &data, Device::Cpu, false, bar, &|_| {})
+        train_stacked(&t, &genomes, 5, &data, false, bar, &|_| {})
             .unwrap()
             .remove(0)
     };

@@ -3,10 +3,11 @@
 //! selection), both resume exactly, and an old run that scored on the test set resumes as it
 //! began.
 use evolve::config::Config;
-use evolve::fitness::{Score, TaskScore};
-use evolve::ga::Ga;
 use evolve::genome::{adam_baseline, Genome, Term, TermKind};
-use evolve::run_dir::{Checkpoint, Evaluation, RunDir, Stage, StageState, CHECKPOINT_VERSION};
+use evolve::run::RunDir;
+use evolve::search::ga::Ga;
+use evolve::search::records::{Checkpoint, Evaluation, Stage, StageState, CHECKPOINT_VERSION};
+use evolve::train::fitness::{Score, TaskScore};
 use evolve::train::RunMetrics;
 use std::collections::BTreeMap;
 

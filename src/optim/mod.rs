@@ -10,8 +10,8 @@
 pub mod modifiers;
 pub mod schedule;
 
+use crate::genome::terms::{Inputs, Member};
 use crate::genome::{Genome, TermKind};
-use crate::terms::{Inputs, Member};
 use modifiers::Segments;
 use tch::{nn::VarStore, Tensor};
 

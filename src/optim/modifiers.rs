@@ -20,8 +20,8 @@ pub fn radam_rectifier(beta1: f64, beta2: f64, t: f64) -> Option<f64> {
 /// The parameter tensors laid end to end in each member's row of a `[K, P]` buffer, for the
 /// per-tensor reductions of trust ratio and DiffGrad. Each norm is one fused reduction per tensor
 /// over all members at once (a model has a dozen or two tensors). `segment_reduce` would be a
-/// single kernel, but its CUDA kernel sums each segment on one thread: two million elements of a
-/// linear layer in sequence, which made `eve` 8× slower than Adam on an H200.
+/// single kernel, but its CUDA kernel sums each segment on one thread, in sequence over the
+/// millions of elements of a linear layer (the README's benchmarks give the cost).
 pub struct Segments {
     /// Each tensor's `(start, length)` within a row.
     bounds: Vec<(i64, i64)>,

@@ -30,7 +30,7 @@ impl Fixture {
     pub fn new(config: &str) -> Fixture {
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path().join("data");
-        evolve::data::synthetic::write_root(&root, 5).unwrap();
+        evolve::train::data::synthetic::write_root(&root, 5).unwrap();
         let path = dir.path().join("tiny.json");
         std::fs::write(&path, config).unwrap();
         Fixture {

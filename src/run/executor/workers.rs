@@ -2,7 +2,7 @@
 //! Processes, not threads: libtorch's generator is process-wide, so threads would serialise
 //! on the lock that keeps runs reproducible.
 use super::remote::{Launcher, TaskState};
-use super::{device_flag, Context};
+use super::{device_flag, Launch};
 use crate::config::ExecutorConfig;
 use crate::error::{Error, Result};
 use std::collections::{HashMap, VecDeque};
@@ -29,15 +29,15 @@ struct Task {
 }
 
 impl Workers {
-    pub fn new(config: &ExecutorConfig, context: &Context) -> Workers {
+    pub fn new(config: &ExecutorConfig, launch: &Launch) -> Workers {
         let devices = match config.devices.is_empty() {
-            true => vec![device_flag(context.device); config.workers],
+            true => vec![device_flag(launch.device); config.workers],
             false => config.devices.clone(),
         };
         Workers {
-            run: context.run.clone(),
-            program: context.program.clone(),
-            data_root: context.data_root.clone(),
+            run: launch.run.clone(),
+            program: launch.program.clone(),
+            data_root: launch.data_root.clone(),
             slots: devices.into_iter().map(|d| (d, None)).collect(),
             queue: VecDeque::new(),
             ended: HashMap::new(),

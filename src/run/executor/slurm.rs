@@ -3,7 +3,7 @@
 //! in the run directory (`slurm/*.sbatch`, `slurm/logs/%A_%a.out`) to be read or resubmitted by
 //! hand.
 use super::remote::{Launcher, TaskState};
-use super::Context;
+use super::Launch;
 use crate::config::ExecutorConfig;
 use crate::error::{Error, Result};
 use crate::fsutil::write_confined;
@@ -40,13 +40,13 @@ pub struct Slurm {
 
 impl Slurm {
     /// Checks that `sbatch` is there and the controller answers, before anything is submitted.
-    pub fn new(config: &ExecutorConfig, context: &Context) -> Result<Slurm> {
+    pub fn new(config: &ExecutorConfig, launch: &Launch) -> Result<Slurm> {
         check_tools()?;
         let absolute = |p: &PathBuf| std::path::absolute(p).map_err(|e| Error::io(p, e));
         Ok(Slurm {
-            run: absolute(&context.run)?,
-            program: absolute(&context.program)?,
-            data_root: absolute(&context.data_root)?,
+            run: absolute(&launch.run)?,
+            program: absolute(&launch.program)?,
+            data_root: absolute(&launch.data_root)?,
             device: config.devices.first().cloned().unwrap_or("auto".into()),
             sbatch_args: config.sbatch_args.clone(),
             max_parallel: config.max_parallel,

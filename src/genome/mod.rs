@@ -4,13 +4,15 @@
 //! list of primitive terms `T_k` with their weights plus the scalars and flags of the rule.
 //! Files hold plain values (`"lr": 0.001`); the GA mutates lr, ε and weight decay in log10 space
 //! (see `ga`), which is why they are kept strictly positive (weight decay may be exactly 0 = off).
+pub mod genes;
+pub mod terms;
 use crate::error::{Error, Result};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::path::Path;
 
 /// The term kinds and their declarations live in `terms`.
-pub use crate::terms::TermKind;
+pub use crate::genome::terms::TermKind;
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -353,16 +355,19 @@ fn beta(field: &str, x: f64) -> std::result::Result<(), String> {
 /// The genomes shipped in `genomes/`, built into the binary so the baseline and the initial
 /// population never depend on the working directory.
 pub const SHIPPED: [(&str, &str); 8] = [
-    ("adam", include_str!("../genomes/adam.json")),
-    ("adamw", include_str!("../genomes/adamw.json")),
-    ("sgd-momentum", include_str!("../genomes/sgd-momentum.json")),
-    ("rmsprop", include_str!("../genomes/rmsprop.json")),
-    ("lion", include_str!("../genomes/lion.json")),
-    ("signum", include_str!("../genomes/signum.json")),
-    ("eve", include_str!("../genomes/eve.json")),
+    ("adam", include_str!("../../genomes/adam.json")),
+    ("adamw", include_str!("../../genomes/adamw.json")),
+    (
+        "sgd-momentum",
+        include_str!("../../genomes/sgd-momentum.json"),
+    ),
+    ("rmsprop", include_str!("../../genomes/rmsprop.json")),
+    ("lion", include_str!("../../genomes/lion.json")),
+    ("signum", include_str!("../../genomes/signum.json")),
+    ("eve", include_str!("../../genomes/eve.json")),
     (
         "marfinetz2025-evolved",
-        include_str!("../genomes/marfinetz2025-evolved.json"),
+        include_str!("../../genomes/marfinetz2025-evolved.json"),
     ),
 ];
 

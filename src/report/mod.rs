@@ -1,9 +1,14 @@
 //! What a researcher reads: replay tables, the run summary, its plots and `evolve status`.
-//! A leaf: it formats records (`run_dir`, `fitness`), and computes no fitness.
-use crate::fitness::{Paired, Score, TaskScore};
-use crate::generalization::Generalization;
+//! It formats the search's records and scores, and computes no fitness.
+pub mod doctor;
+pub mod export;
+pub mod generalization;
+pub mod progress;
+pub mod replay;
 use crate::genome::Genome;
-use crate::run_dir::{Checkpoint, Evaluation, GenerationStats, Stage};
+use crate::report::generalization::Generalization;
+use crate::search::records::{Checkpoint, Evaluation, GenerationStats, Stage};
+use crate::train::fitness::{Paired, Score, TaskScore};
 use plotters::coord::Shift;
 use plotters::prelude::*;
 use serde::Serialize;
@@ -24,7 +29,7 @@ pub struct ReplayEntry {
 /// The `--json` document of `evolve replay`.
 #[derive(Serialize)]
 pub struct ReplayDocument {
-    pub protocol: crate::config::Protocol,
+    pub protocol: crate::train::Protocol,
     pub device: String,
     pub baseline: Vec<TaskScore>,
     pub genomes: Vec<ReplayEntry>,
@@ -222,7 +227,7 @@ pub fn summary_markdown(cp: &Checkpoint) -> String {
         };
         s += &described(best, "search protocol");
     }
-    if let Some(g) = crate::generalization::generalization(cp) {
+    if let Some(g) = crate::report::generalization::generalization(cp) {
         s += &generalization_markdown(&g);
     }
     s += "## Best vs the shipped baselines (search protocol)\n\n| genome | vs Adam | raw fitness |";
@@ -540,8 +545,8 @@ pub fn clock(d: Duration) -> String {
 
 /// `evolve data verify`: per dataset, counts, label range, file sizes and class histograms.
 pub fn verify_text(
-    reports: &[crate::data::DatasetReport],
-    absent: &[crate::data::DatasetKind],
+    reports: &[crate::train::data::DatasetReport],
+    absent: &[crate::train::data::DatasetKind],
     root: &std::path::Path,
 ) -> String {
     let mut s = String::new();

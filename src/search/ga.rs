@@ -6,8 +6,8 @@
 //! clipping move in log10 space (their files hold plain values); β and Lookahead's α move in
 //! clamped additive steps; term weights move by log-normal factors. Mutation strength falls
 //! linearly over the generations.
-use crate::config::GaParams;
-use crate::genes::{copy_gene, GeneKind, GENES, SIGN_DECAYS};
+use crate::genome::genes::GaParams;
+use crate::genome::genes::{copy_gene, GeneKind, GENES, SIGN_DECAYS};
 use crate::genome::{Genome, Lookahead, SignDecay, Term, TermKind};
 use rand::{seq::SliceRandom, Rng, SeedableRng};
 use rand_chacha::ChaCha20Rng;

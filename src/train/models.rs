@@ -6,7 +6,7 @@
 //! in one `[K, P]` buffer and broadcast per-member hyperparameters), and every member starts from
 //! the same initial weights, the ones a single model gets from the same seed. K = 1 is the plain
 //! network.
-use crate::data::DatasetKind;
+use crate::train::data::DatasetKind;
 use serde::{Deserialize, Serialize};
 use tch::{nn, Kind, Tensor};
 

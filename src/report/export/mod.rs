@@ -1,36 +1,7 @@
 //! Handing a genome over: as JSON (loadable by `evolve replay`) or as a self-contained PyTorch
 //! optimizer file.
-use crate::error::{Error, Result};
-use crate::fitness::Score;
 use crate::genome::Genome;
-use crate::run_dir::{RunDir, BEST};
-use std::path::Path;
-
-/// The genome to export and, for a run, its scores: a run directory gives its `best.json` (the
-/// best held out when the run has a held-out protocol) with the scores it was chosen by, a
-/// genome file gives itself.
-pub fn source(path: &Path) -> Result<(Genome, Option<Score>)> {
-    if path.is_dir() {
-        let dir = RunDir::open(path);
-        let best = dir.file(BEST);
-        if !best.exists() {
-            return Err(Error::run(
-                path,
-                format!("no {BEST} yet: the run has not finished an evaluation"),
-            ));
-        }
-        let genome = Genome::load(&best)?;
-        let score = dir
-            .load_checkpoint()
-            .ok()
-            .and_then(|cp| cp.winner().cloned())
-            .filter(|w| w.hash == genome.hash())
-            .map(|w| w.score);
-        Ok((genome, score))
-    } else {
-        Ok((Genome::load(path)?, None))
-    }
-}
+use crate::train::fitness::Score;
 
 /// The genome as a JSON file (loadable by `evolve replay`).
 pub fn json_source(genome: &Genome) -> String {
@@ -76,7 +47,7 @@ pub fn pytorch_source(genome: &Genome, score: Option<&Score>) -> String {
             ("HASH", python_text(&genome.hash())),
             ("SCORES", python_text(&scores)),
             ("GENOME_JSON", python_literal(&json)),
-            ("TERMS", crate::terms::python_table()),
+            ("TERMS", crate::genome::terms::python_table()),
             ("LR", number(genome.lr)),
             ("BETA1", number(genome.beta1)),
             ("BETA2", number(genome.beta2)),

@@ -1,8 +1,8 @@
 //! How a run shows its progress: bars on a terminal; plain, timestamped lines when stderr is a
 //! log (nohup, a Slurm log, CI), the way cargo degrades; nothing with `--quiet`.
-use crate::evolution::{Checkpoint, Evaluation, GenerationStats, Observer, Silent, Stage};
 use crate::genome::Genome;
 use crate::report::eta;
+use crate::search::{Checkpoint, Evaluation, GenerationStats, Observer, Silent, Stage};
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::cell::Cell;
 use std::io::IsTerminal;

@@ -1,29 +1,27 @@
 //! The evolution loop, shaped like DEAP's `eaSimple`: each generation is
 //! screen → promote → full → breed.
 //!
-//! Its files live in the run directory (`run_dir`). Resume is exact by construction: evaluations
-//! depend only on (genome, protocol), windows of stacked genomes are planned by a pure function of
-//! what is already known, the GA's random stream is in the checkpoint, and `history.jsonl` is cut
+//! Its records go to a `Store` (the run directory, see `run`). Resume is exact by construction:
+//! evaluations depend only on (genome, protocol), windows of stacked genomes are planned by a pure
+//! function of what is already known, the GA's random stream is in the checkpoint, and `history.jsonl` is cut
 //! back to the length the checkpoint recorded, so an evaluation interrupted before its checkpoint
 //! is simply redone.
+pub mod ga;
+pub mod records;
+pub mod work;
 use crate::config::Config;
-use crate::config::ExecutorConfig;
 use crate::error::{Error, Result};
-use crate::evaluator::{baseline_group, Pruning};
-use crate::executor::{self, Executor, WorkItem, WorkResult};
-use crate::fitness::{Score, TaskScore};
-use crate::ga::Ga;
 use crate::genome::{adam_baseline, Genome, SHIPPED};
-use crate::report;
-pub use crate::run_dir::{
-    Checkpoint, Cost, Evaluation, GenerationStats, RunDir, Stage, StageState, BEST, BEST_SEARCH,
-    CHECKPOINT, CHECKPOINT_VERSION, CONFIG, FITNESS_SVG, HISTORY, LEADERS, PROGRESS_SVG, SUMMARY,
+use crate::search::ga::Ga;
+use crate::train::evaluator::baseline_group;
+use crate::train::fitness::{Score, TaskScore};
+use crate::train::prune::Pruning;
+pub use records::{
+    Checkpoint, Cost, Evaluation, GenerationStats, Stage, StageState, CHECKPOINT_VERSION, LEADERS,
 };
 use std::collections::HashSet;
 use std::ops::Range;
-use std::path::{Path, PathBuf};
-use std::rc::Rc;
-use tch::Device;
+use work::{Executor, WorkItem, WorkResult};
 
 /// What the loop tells whoever watches it: the CLI draws progress bars or log lines, tests record.
 pub trait Observer {
@@ -49,78 +47,66 @@ pub trait Observer {
 pub struct Silent;
 impl Observer for Silent {}
 
-/// Where and how to run (not part of the protocol: may change on resume).
-pub struct RunOptions {
-    pub device: Device,
-    pub data_root: PathBuf,
-    /// Genomes trained side by side for a new run (`None`: the device default). A resumed run
-    /// keeps its own; asking for another is refused.
-    pub batch_candidates: Option<usize>,
-    pub observer: Rc<dyn Observer>,
+/// What the loop works with: who trains its windows, and where its records go.
+pub struct Context<'a> {
+    pub exec: &'a mut dyn Executor,
+    pub out: Out<'a>,
 }
 
-/// Stacking pays on a GPU, where one small network leaves most of the chip idle; on CPU the
-/// cores are busy with one, so candidates train one at a time.
-pub fn default_batch_candidates(device: Device) -> usize {
-    match device {
-        Device::Cpu => 1,
-        _ => 8,
+/// Where the loop's records go: the store keeps them (the run directory), the observer watches.
+#[derive(Clone, Copy)]
+pub struct Out<'a> {
+    pub store: &'a dyn Store,
+    pub observer: &'a dyn Observer,
+}
+
+/// Where the loop keeps its records (the run directory, in `run`).
+pub trait Store {
+    /// Saves the checkpoint.
+    fn save(&self, cp: &Checkpoint) -> Result<()>;
+    /// Appends one evaluation to the history; returns the history's new length in bytes.
+    fn append(&self, evaluation: &Evaluation) -> Result<u64>;
+    /// Writes the winner so far (`best.json`), after every window.
+    fn best(&self, cp: &Checkpoint) -> Result<()>;
+    /// Writes the reports (summary, plots), after every generation.
+    fn reports(&self, cp: &Checkpoint) -> Result<()>;
+}
+
+/// The loop, as short as DEAP's `eaSimple`: the baselines, then for each generation left,
+/// screen → promote → full (new genomes, then survivors on fresh seeds) → held-out check (when
+/// due) → breed.
+pub fn run(cx: &mut Context, mut cp: Checkpoint) -> Result<Checkpoint> {
+    let stages = [
+        (Stage::Full, true),
+        (Stage::Screen, cp.config.fidelity.enabled),
+        (Stage::Holdout, cp.config.holdout.is_some()),
+    ];
+    for (stage, _) in stages.iter().filter(|(_, on)| *on) {
+        prepare_baseline(cx.exec, &mut cp, *stage)?;
     }
-}
-
-/// `runs/<config name>-<unix time>`, for a run started without `--out`.
-pub fn default_run_dir(config: Option<&Path>) -> PathBuf {
-    let stem = config
-        .and_then(Path::file_stem)
-        .map_or("quick".into(), |s| s.to_string_lossy().into_owned());
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
-    PathBuf::from(format!("runs/{stem}-{now}"))
-}
-
-/// Checks what a run will need before anything is created: every dataset of the search and
-/// held-out protocols is there with room for the task's splits (from file headers: nothing is
-/// loaded), and the executor's devices and tools exist.
-pub fn preflight(config: &Config, options: &RunOptions) -> Result<()> {
-    let holdout = config.holdout.as_ref().map(|h| &h.protocol);
-    let tasks = std::iter::once(&config.protocol)
-        .chain(holdout)
-        .flat_map(|p| &p.tasks);
-    let mut counts = std::collections::HashMap::new();
-    for task in tasks {
-        let available = match counts.get(&task.dataset) {
-            Some(&n) => n,
-            None => crate::data::train_count(task.dataset, &options.data_root)?,
-        };
-        counts.insert(task.dataset, available);
-        task.check_against(available, &options.data_root)?;
-    }
-    executor::preflight(&config.executor)
-}
-
-/// Starts a new run in `out`, which must be missing or empty. What it needs is checked first
-/// (`preflight`); a run that still fails before its first evaluation takes its files away with
-/// it, so the same command, corrected, can be run again.
-pub fn start(config: Config, out: &Path, options: &RunOptions) -> Result<Checkpoint> {
-    preflight(&config, options)?;
-    let existed = out.exists();
-    let dir = RunDir::create(out)?;
-    match begin(&dir, config, options) {
-        Err(e) if !matches!(e, Error::Interrupted(_)) && dir.nothing_evaluated() => {
-            dir.remove_unstarted(existed);
-            Err(Error::run(
-                out,
-                format!("{e}; nothing had been evaluated, so the run's files were removed: fix the cause and run the same command again"),
-            ))
+    cx.out.store.save(&cp)?;
+    cx.out.observer.started(&cp);
+    while cp.generation < cp.config.search.generations {
+        if cp.config.fidelity.enabled {
+            screen_stage(cx, &mut cp)?;
         }
-        outcome => outcome,
+        full_stage(cx, &mut cp)?;
+        if holdout_due(&cp) {
+            holdout_stage(cx, &mut cp)?;
+        }
+        let stats = generation_stats(&cp);
+        cx.out.observer.generation_done(&stats, &cp);
+        breed(&mut cp, stats)?;
+        cx.out.store.save(&cp)?;
+        cx.out.store.reports(&cp)?;
     }
+    cx.out.observer.finished(&cp);
+    Ok(cp)
 }
 
-/// Writes a new run's config, first checkpoint and empty history into `dir`, then runs it.
-fn begin(dir: &RunDir, config: Config, options: &RunOptions) -> Result<Checkpoint> {
-    dir.write_json(CONFIG, &config)?;
+/// A new run's first checkpoint: generation 0 drawn by the GA from the seed genomes (the shipped
+/// ones with `include_shipped`) and random ones.
+pub fn first_checkpoint(config: Config, batch_candidates: usize) -> Checkpoint {
     let min_steps = config
         .protocol
         .tasks
@@ -141,7 +127,7 @@ fn begin(dir: &RunDir, config: Config, options: &RunOptions) -> Result<Checkpoin
         results: vec![None; population.len()],
         ..StageState::default()
     };
-    let checkpoint = Checkpoint {
+    Checkpoint {
         version: CHECKPOINT_VERSION,
         full: empty(),
         screen: empty(),
@@ -159,103 +145,12 @@ fn begin(dir: &RunDir, config: Config, options: &RunOptions) -> Result<Checkpoin
         evaluations: 0,
         reused: 0,
         history_len: 0,
-        batch_candidates: options
-            .batch_candidates
-            .unwrap_or_else(|| default_batch_candidates(options.device)),
-    };
-    dir.save(&checkpoint)?;
-    dir.truncate_history(0)?;
-    let executor = checkpoint.config.executor.clone();
-    run(dir, checkpoint, options, &executor)
-}
-
-/// Continues the run in `path`. `requested` turns the run's saved config into the one the user
-/// asked for (a config file, flags); anything but the saved config is refused, so no flag is
-/// ever silently ignored. The executor is the exception: where evaluations run is not part of
-/// what a run is, so a run started locally may go on under Slurm and back.
-pub fn resume(
-    path: &Path,
-    requested: impl FnOnce(&Config) -> Result<Config>,
-    options: &RunOptions,
-) -> Result<Checkpoint> {
-    let (dir, checkpoint) = RunDir::resume(path)?;
-    let mut wanted = requested(&checkpoint.config)?;
-    executor::preflight(&wanted.executor)?;
-    let executor = std::mem::replace(&mut wanted.executor, checkpoint.config.executor.clone());
-    if wanted != checkpoint.config {
-        return Err(Error::run(
-            path,
-            "the requested config or flags differ from the run's saved config.json; a resumed run keeps its protocol and search settings (only --device, --data-dir and the executor flags may change)",
-        ));
+        batch_candidates,
     }
-    if let Some(k) = options.batch_candidates {
-        if k != checkpoint.batch_candidates {
-            return Err(Error::run(
-                path,
-                format!(
-                    "--batch-candidates {k}, but this run trains {} genomes side by side; the number of stacked candidates changes float32 rounding and dropout masks, so a resumed run keeps its own (leave the flag out)",
-                    checkpoint.batch_candidates
-                ),
-            ));
-        }
-    }
-    dir.truncate_history(checkpoint.history_len)?;
-    run(&dir, checkpoint, options, &executor)
-}
-
-/// The loop: for each generation left, screen → promote → full (new genomes, then survivors
-/// on fresh seeds) → held-out check (when due) → breed. `executor` trains the windows.
-fn run(
-    dir: &RunDir,
-    mut cp: Checkpoint,
-    options: &RunOptions,
-    executor: &ExecutorConfig,
-) -> Result<Checkpoint> {
-    let observer = &*options.observer;
-    let watcher = Rc::clone(&options.observer);
-    let context = executor::Context {
-        run: dir.path.clone(),
-        device: options.device,
-        data_root: options.data_root.clone(),
-        program: std::env::current_exe().map_err(|e| Error::io("evolve", e))?,
-        on_steps: Some(Rc::new(move |done, total| watcher.steps(done, total))),
-    };
-    let mut exec = executor::build(executor, context)?;
-    let stages = [
-        (Stage::Full, true),
-        (Stage::Screen, cp.config.fidelity.enabled),
-        (Stage::Holdout, cp.config.holdout.is_some()),
-    ];
-    for (stage, _) in stages.iter().filter(|(_, on)| *on) {
-        prepare_baseline(&mut *exec, &mut cp, *stage)?;
-    }
-    dir.save(&cp)?;
-    observer.started(&cp);
-    while cp.generation < cp.config.search.generations {
-        if cp.config.fidelity.enabled {
-            screen_stage(&mut *exec, &mut cp, dir, observer)?;
-        }
-        full_stage(&mut *exec, &mut cp, dir, observer)?;
-        if holdout_due(&cp) {
-            holdout_stage(&mut *exec, &mut cp, dir, observer)?;
-        }
-        let stats = generation_stats(&cp);
-        observer.generation_done(&stats, &cp);
-        breed(&mut cp, stats)?;
-        dir.save(&cp)?;
-        write_reports(dir, &cp)?;
-    }
-    observer.finished(&cp);
-    Ok(cp)
 }
 
 /// Screens every genome of the generation not yet known in full (multi-fidelity).
-fn screen_stage(
-    exec: &mut dyn Executor,
-    cp: &mut Checkpoint,
-    dir: &RunDir,
-    observer: &dyn Observer,
-) -> Result<()> {
+fn screen_stage(cx: &mut Context, cp: &mut Checkpoint) -> Result<()> {
     let unscreened: Vec<usize> = (0..cp.population.len())
         .filter(|&i| {
             cp.full.results[i].is_none()
@@ -264,17 +159,12 @@ fn screen_stage(
         })
         .collect();
     let pass = candidates(cp, &unscreened);
-    evaluate(exec, cp, dir, &pass, Stage::Screen, 0, observer)
+    evaluate(cx, cp, &pass, Stage::Screen, 0)
 }
 
 /// Trains the promoted genomes under the full protocol: new ones on the protocol's seeds, then
 /// survivors on their next seed group (noise-aware selection), one seed group at a time.
-fn full_stage(
-    exec: &mut dyn Executor,
-    cp: &mut Checkpoint,
-    dir: &RunDir,
-    observer: &dyn Observer,
-) -> Result<()> {
+fn full_stage(cx: &mut Context, cp: &mut Checkpoint) -> Result<()> {
     let pending: Vec<usize> = promoted(&cp.screen.results, cp.config.fidelity.promote)
         .into_iter()
         .filter(|&i| cp.full.results[i].is_none())
@@ -289,27 +179,14 @@ fn full_stage(
             .filter(|&i| cp.reevaluate[i] == group)
             .collect();
         let pass = candidates(cp, &due);
-        evaluate(
-            exec,
-            cp,
-            dir,
-            &pass,
-            Stage::Full,
-            group.unwrap_or(0),
-            observer,
-        )?;
+        evaluate(cx, cp, &pass, Stage::Full, group.unwrap_or(0))?;
     }
     Ok(())
 }
 
 /// Trains the search's best genomes (and Adam) under the held-out protocol; `holdout.results`
 /// records this generation's check by rank, so a resumed check picks up where it stopped.
-fn holdout_stage(
-    exec: &mut dyn Executor,
-    cp: &mut Checkpoint,
-    dir: &RunDir,
-    observer: &dyn Observer,
-) -> Result<()> {
+fn holdout_stage(cx: &mut Context, cp: &mut Checkpoint) -> Result<()> {
     let candidates = held_out_candidates(cp);
     if cp.holdout.results.len() != candidates.len() {
         cp.holdout.results = vec![None; candidates.len()];
@@ -318,7 +195,7 @@ fn holdout_stage(
         .into_iter()
         .filter(|(rank, _)| cp.holdout.results[*rank].is_none())
         .collect();
-    evaluate(exec, cp, dir, &pass, Stage::Holdout, 0, observer)
+    evaluate(cx, cp, &pass, Stage::Holdout, 0)
 }
 
 /// The genomes of this generation at `indices`, with their indices.
@@ -379,7 +256,7 @@ fn prepare_baseline(exec: &mut dyn Executor, cp: &mut Checkpoint, stage: Stage) 
     Ok(())
 }
 
-fn stage_protocol(cp: &Checkpoint, stage: Stage) -> crate::config::Protocol {
+fn stage_protocol(cp: &Checkpoint, stage: Stage) -> crate::train::Protocol {
     cp.protocol(stage).expect("a stage the run has")
 }
 
@@ -447,7 +324,7 @@ fn extend_baseline(
             },
         )?;
         let more = trained.expect("one genome trained");
-        crate::fitness::check_baseline(&more).map_err(Error::Usage)?;
+        crate::train::fitness::check_baseline(&more).map_err(Error::Usage)?;
         steps += more.iter().map(|t| t.steps).sum::<u64>();
         let state = cp.stage_mut(stage);
         state.baseline = Some(match state.baseline.take() {
@@ -463,14 +340,13 @@ fn extend_baseline(
 /// already in the stage's memo reuses its score; on a later group a genome trains unless the
 /// memo already holds that group (an earlier copy of it trained it).
 fn evaluate(
-    exec: &mut dyn Executor,
+    cx: &mut Context,
     cp: &mut Checkpoint,
-    dir: &RunDir,
     pass: &[(usize, Genome)],
     stage: Stage,
     group: u64,
-    observer: &dyn Observer,
 ) -> Result<()> {
+    let (exec, out) = (&mut *cx.exec, cx.out);
     let hashes: Vec<String> = pass.iter().map(|(_, g)| g.hash()).collect();
     let seeds = stage_protocol(cp, stage).seeds as usize;
     let memo = &cp.stage(stage).memo;
@@ -502,26 +378,25 @@ fn evaluate(
     let starting = |i: usize| {
         let window: &Window = &windows[i];
         let first = *window.train.first().unwrap_or(&window.positions.start);
-        observer.candidate_started(generation, pass[first].0, &pass[first].1, stage);
+        out.observer
+            .candidate_started(generation, pass[first].0, &pass[first].1, stage);
     };
     let batch = batch_name(cp, stage, group, "");
     exec.run(&batch, &items, &starting, &mut |i, result| {
-        merge_window(cp, dir, pass, &windows[i], result, stage, group, observer)
+        merge_window(out, cp, pass, &windows[i], result, stage, group)
     })
 }
 
 /// Puts a trained window's scores in the stage's memo (a survivor's merged with its earlier
 /// seed groups), records every position of the window, then saves.
-#[allow(clippy::too_many_arguments)]
 fn merge_window(
+    out: Out,
     cp: &mut Checkpoint,
-    dir: &RunDir,
     pass: &[(usize, Genome)],
     window: &Window,
     result: WorkResult,
     stage: Stage,
     group: u64,
-    observer: &dyn Observer,
 ) -> Result<()> {
     let seeds = stage_protocol(cp, stage).seeds as usize;
     let adam = adam_baseline().hash();
@@ -557,19 +432,19 @@ fn merge_window(
             true => costs.get(&genome.hash()).copied(),
             false => None,
         };
-        let evaluation = record(cp, dir, *index, genome, stage, cost)?;
-        observer.evaluation_done(&evaluation, cp);
+        let evaluation = record(out.store, cp, *index, genome, stage, cost)?;
+        out.observer.evaluation_done(&evaluation, cp);
     }
-    dir.save(cp)?;
-    write_best(dir, cp)
+    out.store.save(cp)?;
+    out.store.best(cp)
 }
 
 /// Appends the evaluation of `genome` (index `index` of its stage; its score already in the
 /// memo) to the history and the checkpoint, with what training it now cost (`None`: its score
 /// was reused). Adam's first line at a stage carries what training the baseline cost.
 fn record(
+    store: &dyn Store,
     cp: &mut Checkpoint,
-    dir: &RunDir,
     index: usize,
     genome: &Genome,
     stage: Stage,
@@ -605,7 +480,7 @@ fn record(
     }
     cp.evaluations += 1;
     cp.reused += u64::from(evaluation.cached);
-    cp.history_len = dir.append_history(&evaluation)?;
+    cp.history_len = store.append(&evaluation)?;
     match stage {
         Stage::Full => {
             rank_leader(cp, &evaluation);
@@ -785,101 +660,6 @@ fn check_bred(population: &[Genome], generation: usize) -> Result<()> {
         })?;
     }
     Ok(())
-}
-
-/// `best.json`: the winner so far (see `Checkpoint::winner`), named; with a held-out protocol,
-/// `best-search.json` holds the best by search score beside it.
-fn write_best(dir: &RunDir, cp: &Checkpoint) -> Result<()> {
-    let save = |e: &Evaluation, file: &str| {
-        let mut genome = e.genome.clone();
-        genome.name = Some(genome.name.unwrap_or_else(|| format!("evolved-{}", e.hash)));
-        dir.write_json(file, &genome)
-    };
-    if let Some(winner) = cp.winner() {
-        save(winner, BEST)?;
-    }
-    if let (Some(best), Some(_)) = (&cp.best, &cp.config.holdout) {
-        save(best, BEST_SEARCH)?;
-    }
-    Ok(())
-}
-
-/// `best.json`, `summary.md` and the two plots.
-fn write_reports(dir: &RunDir, cp: &Checkpoint) -> Result<()> {
-    write_best(dir, cp)?;
-    let history = dir.history(cp)?;
-    dir.write(SUMMARY, report::summary_markdown(cp).as_bytes())?;
-    dir.write(
-        FITNESS_SVG,
-        report::fitness_svg(&cp.generations, &history).as_bytes(),
-    )?;
-    dir.write(PROGRESS_SVG, report::progress_svg(&history).as_bytes())
-}
-
-/// What `evolve status RUN` prints: readable while the run goes on (it takes no lock).
-pub fn status(path: &Path) -> Result<String> {
-    let dir = RunDir::open(path);
-    let cp = dir.load_checkpoint()?;
-    let history = dir.history(&cp)?;
-    let holder = crate::run_dir::RunLock::holder(path);
-    let modified = |name: &str| std::fs::metadata(dir.file(name)).and_then(|m| m.modified());
-    let until = match holder {
-        Some(_) => Ok(std::time::SystemTime::now()),
-        None => modified(CHECKPOINT),
-    };
-    let elapsed = match (modified(CONFIG), until) {
-        (Ok(start), Ok(end)) => end.duration_since(start).unwrap_or_default(),
-        _ => Default::default(),
-    };
-    Ok(format!(
-        "run {}\n{}",
-        path.display(),
-        report::status_text(&cp, &history, holder.as_deref(), elapsed)
-    ))
-}
-
-/// What a finished `evolve` prints: the best genome and the files it wrote (only those).
-pub fn closing_message(cp: &Checkpoint, dir: &Path) -> String {
-    let mut s = String::new();
-    let line = |what: &str, e: &Evaluation, protocol: &str| {
-        format!(
-            "{what}: {} ({:.4}× Adam on the {protocol} protocol, {} seed(s)) {}\n",
-            e.genome.label(),
-            e.score.vs_adam,
-            e.seeds,
-            e.genome.describe()
-        )
-    };
-    if let Some(held) = &cp.best_holdout {
-        s += &line("best (held out)", held, "held-out");
-    }
-    if let Some(best) = &cp.best {
-        s += &line("best by search score", best, "search");
-    }
-    if let Some(g) = crate::generalization::generalization(cp) {
-        s += &g.verdict;
-        s += "\n";
-    }
-    let written: Vec<&str> = [
-        BEST,
-        BEST_SEARCH,
-        SUMMARY,
-        FITNESS_SVG,
-        PROGRESS_SVG,
-        HISTORY,
-    ]
-    .into_iter()
-    .filter(|f| std::fs::metadata(dir.join(f)).is_ok_and(|m| m.len() > 0))
-    .collect();
-    let files = match written.is_empty() {
-        true => format!("{CONFIG} and {CHECKPOINT} only: no generation ran"),
-        false => written.join(", "),
-    };
-    s + &format!(
-        "run directory: {} ({files}); {} training steps\n",
-        dir.display(),
-        cp.total_steps
-    )
 }
 
 #[cfg(test)]

@@ -365,7 +365,7 @@ mod tests {
 
     #[test]
     fn the_readme_table_shows_the_declared_formulas() {
-        let readme = include_str!("../README.md");
+        let readme = include_str!("../../README.md");
         for decl in &TERMS {
             let row = format!("| `{}` | {} |", decl.name, decl.formula.replace('|', "\\|"));
             assert!(readme.contains(&row), "README lacks the row {row}");

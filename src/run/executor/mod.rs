@@ -12,109 +12,20 @@ mod slurm;
 mod worker;
 mod workers;
 
+pub use crate::search::work::{Executor, WorkItem, WorkResult};
 pub use remote::Remote;
 pub use worker::{work, WorkerArgs};
 
-use crate::config::{ExecutorConfig, ExecutorKind, Protocol};
+use crate::config::{ExecutorConfig, ExecutorKind};
 use crate::error::{Error, Result};
-use crate::evaluator::{Evaluator, Pruning};
-use crate::fitness::TaskScore;
-use crate::genome::Genome;
-use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
+use crate::train::evaluator::Evaluator;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 use tch::Device;
 
-/// One window: genomes trained side by side under a protocol on one seed group. Everything a
-/// worker needs, and nothing about where it runs.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct WorkItem {
-    pub protocol: Protocol,
-    /// Seed group: runs `group·seeds .. (group+1)·seeds` of each task.
-    pub group: u64,
-    pub genomes: Vec<Genome>,
-    /// Genomes stacked in one network (part of what a run is: it changes rounding).
-    pub batch_candidates: usize,
-    /// Whether runs also measure test-set accuracy.
-    pub report_test: bool,
-    /// Learning-curve pruning (full rung with `fidelity.prune` only).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub prune: Option<Pruning>,
-}
-
-impl WorkItem {
-    /// The item's content hash: its file name, so a resumed driver finds the results of the
-    /// windows it plans again.
-    pub fn key(&self) -> String {
-        let json = serde_json::to_string(self).expect("plain data serialises");
-        let digest = Sha256::digest(json.as_bytes());
-        digest[..10].iter().map(|b| format!("{b:02x}")).collect()
-    }
-
-    /// What a worker checks before it trains an item found under `key`: the key is the item's
-    /// content hash, and the protocol, every genome and the stacking are what a run accepts.
-    pub fn check(&self, key: &str) -> std::result::Result<(), String> {
-        if self.key() != key {
-            return Err(format!(
-                "its content hash is {}, not {key} (edited or misplaced)",
-                self.key()
-            ));
-        }
-        self.protocol.validate("protocol")?;
-        if self.genomes.is_empty() {
-            return Err("field `genomes`: empty; allowed: one or more genomes".into());
-        }
-        for (i, genome) in self.genomes.iter().enumerate() {
-            genome
-                .validate()
-                .map_err(|m| format!("genome {i} ({}): {m}", genome.label()))?;
-        }
-        let most = crate::config::MAX_BATCH_CANDIDATES;
-        if !(1..=most).contains(&self.batch_candidates) {
-            return Err(format!(
-                "field `batch_candidates`: {}; allowed: 1..={most}",
-                self.batch_candidates
-            ));
-        }
-        let limits = self
-            .prune
-            .iter()
-            .flat_map(|p| &p.bars)
-            .flat_map(|(_, _, b)| &b.limits);
-        if let Some((step, limit)) = limits.clone().find(|(_, l)| !(l.is_finite() && *l > 0.0)) {
-            return Err(format!(
-                "field `prune`: limit {limit} at step {step}; allowed: a finite loss > 0"
-            ));
-        }
-        Ok(())
-    }
-}
-
-/// What training an item gave: one list of task scores per genome, in the item's order.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct WorkResult {
-    pub key: String,
-    pub scores: Vec<Vec<TaskScore>>,
-    /// Wall time of the whole item.
-    pub seconds: f64,
-}
-
-/// Trains a stage's items. `starting(i)` is told before item `i` is awaited, `done(i, result)`
-/// gets the results strictly in item order (the loop saves after each).
-pub trait Executor {
-    fn run(
-        &mut self,
-        batch: &str,
-        items: &[WorkItem],
-        starting: &dyn Fn(usize),
-        done: &mut dyn FnMut(usize, WorkResult) -> Result<()>,
-    ) -> Result<()>;
-}
-
 /// Where the driver runs and what its workers need.
-pub struct Context {
+pub struct Launch {
     pub run: PathBuf,
     pub device: Device,
     pub data_root: PathBuf,
@@ -142,18 +53,18 @@ pub fn preflight(config: &ExecutorConfig) -> Result<()> {
 }
 
 /// The executor `config` asks for. Remote ones check their tools here, before anything runs.
-pub fn build(config: &ExecutorConfig, context: Context) -> Result<Box<dyn Executor>> {
+pub fn build(config: &ExecutorConfig, launch: Launch) -> Result<Box<dyn Executor>> {
     Ok(match config.kind {
         ExecutorKind::Local => Box::new(Local {
-            trainer: Trainer::new(context.device, &context.data_root, context.on_steps),
+            trainer: Trainer::new(launch.device, &launch.data_root, launch.on_steps),
         }),
         ExecutorKind::Workers => {
-            let launcher = workers::Workers::new(config, &context);
-            Box::new(Remote::new(Box::new(launcher), config, &context.run)?)
+            let launcher = workers::Workers::new(config, &launch);
+            Box::new(Remote::new(Box::new(launcher), config, &launch.run)?)
         }
         ExecutorKind::Slurm => {
-            let launcher = slurm::Slurm::new(config, &context)?;
-            Box::new(Remote::new(Box::new(launcher), config, &context.run)?)
+            let launcher = slurm::Slurm::new(config, &launch)?;
+            Box::new(Remote::new(Box::new(launcher), config, &launch.run)?)
         }
     })
 }
@@ -202,7 +113,7 @@ impl Trainer {
     }
 }
 
-/// Today's behaviour: every window in this process, one after the other.
+/// Every window in this process, one after the other (the default).
 pub struct Local {
     trainer: Trainer,
 }
@@ -306,7 +217,7 @@ impl BatchDir {
         let result: WorkResult = serde_json::from_str(&text).ok()?;
         let tasks = &item.protocol.tasks;
         let seeds = item.protocol.seeds as usize;
-        let whole = |scores: &Vec<crate::fitness::TaskScore>| {
+        let whole = |scores: &Vec<crate::train::fitness::TaskScore>| {
             scores.len() == tasks.len()
                 && scores
                     .iter()

@@ -1,8 +1,9 @@
-//! One training run: task × genome × seed → metrics.
-use crate::data::{loader::BatchStream, Dataset, DatasetKind};
+//! One training run: task × genome(s) × seed → metrics, K genomes stacked in one network.
+use super::data::{loader::BatchStream, Dataset};
+use super::models::Net;
+use super::task::{ScoreOn, Task};
 use crate::error::{Error, Result};
 use crate::genome::Genome;
-use crate::models::{Layout, ModelKind, Net, Precision};
 use crate::optim::UpdateRule;
 use serde::{Deserialize, Serialize};
 use tch::{nn, Device, Kind, Tensor};
@@ -11,148 +12,6 @@ use tch::{nn, Device, Kind, Tensor};
 pub const DIVERGED_LOSS: f64 = 50.0;
 /// Losses are read back from the device every this many steps (a sync), to check for divergence.
 const CHECK_EVERY: u64 = 25;
-
-/// What to train on and for how long.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Task {
-    /// The name reports use and `--tasks` selects by.
-    pub name: String,
-    pub dataset: DatasetKind,
-    pub model: ModelKind,
-    pub train_subset: i64,
-    pub batch: i64,
-    pub steps: u64,
-    /// `fp32` (default) or `bf16` mixed precision.
-    #[serde(default, skip_serializing_if = "is_default")]
-    pub precision: Precision,
-    /// `channels_last` (default) or `nchw`: the memory layout of activations (see `Layout`).
-    #[serde(default, skip_serializing_if = "is_default")]
-    pub layout: Layout,
-    /// The split fitness is scored on (see `ScoreOn`).
-    #[serde(default)]
-    pub score_on: ScoreOn,
-    /// Images in the validation split: the last this many of the training set, left out of
-    /// every training subset when `score_on` is `validation`.
-    #[serde(default = "default_validation")]
-    pub validation: i64,
-    /// Score on only the first this many images of the scoring split (multi-fidelity's
-    /// screening rung sets it; see `Protocol::screening`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub score_images: Option<i64>,
-    /// Images per forward pass when scoring. Results do not depend on it beyond rounding; on CPU
-    /// a batch whose activations fit the cache is fastest (see the evaluation bench).
-    #[serde(
-        default = "default_score_batch",
-        skip_serializing_if = "is_default_score_batch"
-    )]
-    pub score_batch: i64,
-}
-
-fn is_default<T: Default + PartialEq>(value: &T) -> bool {
-    *value == T::default()
-}
-
-fn default_score_batch() -> i64 {
-    128
-}
-
-fn is_default_score_batch(n: &i64) -> bool {
-    *n == default_score_batch()
-}
-
-fn default_validation() -> i64 {
-    5000
-}
-
-/// What a run's accuracy is measured on for its fitness. Selecting on the test set (as the
-/// published notebook did) turns the test set into training data for the search, so fresh
-/// searches score on a validation split held out of the training set and keep the test set for
-/// reporting.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ScoreOn {
-    #[default]
-    Validation,
-    /// The official test set, as Marfinetz 2025 (for comparisons with the paper's numbers).
-    Test,
-}
-
-impl Task {
-    /// Training images a subset may be drawn from: all of them when scoring on the test set,
-    /// else all but the validation split at the end.
-    pub fn train_pool(&self, data: &Dataset) -> i64 {
-        let n = data.train_y.size()[0];
-        match self.score_on {
-            ScoreOn::Test => n,
-            ScoreOn::Validation => n - self.validation,
-        }
-    }
-
-    /// The images and labels fitness accuracy is measured on: the scoring split, or its first
-    /// `score_images` images.
-    pub fn scoring_split(&self, data: &Dataset) -> (Tensor, Tensor) {
-        let (x, y) = self.whole_scoring_split(data);
-        match self.score_images {
-            Some(n) if n < y.size()[0] => (x.narrow(0, 0, n), y.narrow(0, 0, n)),
-            _ => (x, y),
-        }
-    }
-
-    fn whole_scoring_split(&self, data: &Dataset) -> (Tensor, Tensor) {
-        match self.score_on {
-            ScoreOn::Test => (data.test_x.shallow_clone(), data.test_y.shallow_clone()),
-            ScoreOn::Validation => {
-                let n = data.train_y.size()[0];
-                let start = n - self.validation;
-                (
-                    data.train_x.narrow(0, start, self.validation),
-                    data.train_y.narrow(0, start, self.validation),
-                )
-            }
-        }
-    }
-
-    /// `check_sizes`, as the error a run stops with: it names the task, its dataset and root.
-    pub fn check_against(&self, available: i64, root: &std::path::Path) -> Result<()> {
-        self.check_sizes(available).map_err(|m| {
-            Error::Usage(format!(
-                "task `{}` ({} under {}): {m}",
-                self.name,
-                self.dataset.dir_name(),
-                root.display()
-            ))
-        })
-    }
-
-    /// Checks the split sizes against a dataset of `available` training images; the message
-    /// names the task's fields.
-    pub fn check_sizes(&self, available: i64) -> std::result::Result<(), String> {
-        let pool = match self.score_on {
-            ScoreOn::Test => available,
-            ScoreOn::Validation => available - self.validation,
-        };
-        if self.score_on == ScoreOn::Validation && !(1..available).contains(&self.validation) {
-            return Err(format!(
-                "`validation`: {} images, but the dataset has {available} training images; allowed: 1..{available}",
-                self.validation
-            ));
-        }
-        if self.score_batch < 1 {
-            return Err(format!(
-                "`score_batch`: {} images per pass; allowed: 1 or more",
-                self.score_batch
-            ));
-        }
-        if self.train_subset > pool {
-            return Err(format!(
-                "`train_subset`: {} images, but {pool} training images are left outside the validation split; allowed: 1..={pool} (or --train-subset, or a smaller `validation`)",
-                self.train_subset
-            ));
-        }
-        Ok(())
-    }
-}
 
 /// The outcome of one run.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -182,34 +41,6 @@ pub struct RunMetrics {
     pub train_seconds: f64,
 }
 
-/// Learning-curve pruning of one run (the idea of Optuna's median pruner and ASHA, inside one
-/// run): at each `(step, limit)`, a run whose mean training loss over the last `window` steps
-/// exceeds `limit` stops there. The limits come from Adam's run on the same task and seed, so
-/// whether a run is pruned depends on the genome and the protocol alone.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct Bar {
-    pub window: usize,
-    pub limits: Vec<(u64, f64)>,
-}
-
-impl Bar {
-    /// The limit checked after `step` steps, if the run is checked there.
-    fn limit_at(&self, step: u64) -> Option<f64> {
-        self.limits
-            .iter()
-            .find(|(s, _)| *s == step)
-            .map(|&(_, l)| l)
-    }
-
-    /// Whether a run with loss curve `curve` (every step so far) falls below the bar at `step`:
-    /// its recent mean loss strictly above the limit.
-    pub fn fails(&self, step: u64, curve: &[f32]) -> bool {
-        let recent = recent_mean(curve, self.window);
-        self.limit_at(step)
-            .is_some_and(|limit| recent.is_some_and(|mean| mean > limit))
-    }
-}
-
 /// The mean of the last `window` losses of a curve, in f64 (`None` for an empty curve).
 pub fn recent_mean(losses: &[f32], window: usize) -> Option<f64> {
     let tail = &losses[losses.len().saturating_sub(window)..];
@@ -229,7 +60,7 @@ pub fn rng_lock() -> std::sync::MutexGuard<'static, ()> {
         .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-/// Trains a fresh model of `task` with `genome` from `seed`. `data` must already be on `device`.
+/// Trains a fresh model of `task` with `genome` from `seed`, on the device `data` is on.
 /// A diverging genome stops early and comes back flagged, never as an error; `on_step` is told
 /// how many steps are done (for progress bars). Test accuracy is measured too (for reports).
 pub fn train_run(
@@ -237,7 +68,6 @@ pub fn train_run(
     genome: &Genome,
     seed: u64,
     data: &Dataset,
-    device: Device,
     on_step: &dyn Fn(u64),
 ) -> Result<RunMetrics> {
     Ok(train_stacked(
@@ -245,7 +75,6 @@ pub fn train_run(
         std::slice::from_ref(genome),
         seed,
         data,
-        device,
         true,
         None,
         on_step,
@@ -345,18 +174,17 @@ impl<'a> Trainer<'a> {
 /// gets. A member that diverges is flagged and stops counting; the others train on. Without
 /// dropout, each member's run equals the corresponding single run up to floating-point rounding.
 /// With `report_test`, each member's test-set accuracy is measured as well (an extra pass when
-/// fitness is scored on the validation split).
-#[allow(clippy::too_many_arguments)]
+/// fitness is scored on the validation split). It trains on the device `data` is on.
 pub fn train_stacked(
     task: &Task,
     genomes: &[Genome],
     seed: u64,
     data: &Dataset,
-    device: Device,
     report_test: bool,
     bar: Option<&Bar>,
     on_step: &dyn Fn(u64),
 ) -> Result<Vec<RunMetrics>> {
+    let device = data.train_x.device();
     let start = std::time::Instant::now();
     let k = genomes.len();
     let mut trainer = Trainer::new(task, genomes, seed, data, device);
@@ -483,4 +311,32 @@ pub fn accuracy(
         .into_iter()
         .map(|c| c as f64 / n as f64)
         .collect())
+}
+
+/// Learning-curve pruning of one run (the idea of Optuna's median pruner and ASHA, inside one
+/// run): at each `(step, limit)`, a run whose mean training loss over the last `window` steps
+/// exceeds `limit` stops there. The limits come from Adam's run on the same task and seed, so
+/// whether a run is pruned depends on the genome and the protocol alone.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Bar {
+    pub window: usize,
+    pub limits: Vec<(u64, f64)>,
+}
+
+impl Bar {
+    /// The limit checked after `step` steps, if the run is checked there.
+    pub(crate) fn limit_at(&self, step: u64) -> Option<f64> {
+        self.limits
+            .iter()
+            .find(|(s, _)| *s == step)
+            .map(|&(_, l)| l)
+    }
+
+    /// Whether a run with loss curve `curve` (every step so far) falls below the bar at `step`:
+    /// its recent mean loss strictly above the limit.
+    pub fn fails(&self, step: u64, curve: &[f32]) -> bool {
+        let recent = recent_mean(curve, self.window);
+        self.limit_at(step)
+            .is_some_and(|limit| recent.is_some_and(|mean| mean > limit))
+    }
 }

@@ -1,9 +1,9 @@
 //! The generalization report: how the search's best genomes fare on the held-out protocol
 //! (meta-validation), so that a researcher sees whether a lead found on the proxy survives.
-use crate::config::Protocol;
-use crate::fitness::{paired, Paired};
 use crate::genome::adam_baseline;
-use crate::run_dir::{Checkpoint, Evaluation};
+use crate::search::records::{Checkpoint, Evaluation};
+use crate::train::fitness::{paired, Paired};
+use crate::train::Protocol;
 use serde::Serialize;
 
 /// One of the search's best genomes, on both protocols.
@@ -69,7 +69,7 @@ pub fn generalization(cp: &Checkpoint) -> Option<Generalization> {
                 label: e.genome.label(),
                 genome: e.genome.describe(),
                 search: match e.stage {
-                    crate::run_dir::Stage::Holdout => f64::NAN,
+                    crate::search::records::Stage::Holdout => f64::NAN,
                     _ => e.score.vs_adam,
                 },
                 search_seeds: e.seeds,
@@ -165,8 +165,8 @@ pub fn spearman(pairs: &[(f64, f64)]) -> f64 {
     let a = ranks(pairs.iter().map(|p| p.0).collect());
     let b = ranks(pairs.iter().map(|p| p.1).collect());
     let (ma, mb) = (
-        crate::fitness::mean_std(&a).0,
-        crate::fitness::mean_std(&b).0,
+        crate::train::fitness::mean_std(&a).0,
+        crate::train::fitness::mean_std(&b).0,
     );
     let cov: f64 = a.iter().zip(&b).map(|(x, y)| (x - ma) * (y - mb)).sum();
     let va: f64 = a.iter().map(|x| (x - ma).powi(2)).sum();

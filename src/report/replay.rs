@@ -1,9 +1,9 @@
 //! `evolve replay`: genome files trained under one protocol, each compared with Adam.
 use crate::config::Config;
 use crate::error::Result;
-use crate::evaluator::Evaluator;
 use crate::genome::Genome;
 use crate::report::{ReplayDocument, ReplayEntry};
+use crate::train::evaluator::Evaluator;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 use tch::Device;
@@ -32,7 +32,7 @@ pub fn replay(
     let mut evaluator = Evaluator::new(&config.protocol, options.device, &options.data_root)?;
     evaluator.batch_candidates = options
         .batch_candidates
-        .unwrap_or_else(|| crate::evolution::default_batch_candidates(options.device));
+        .unwrap_or_else(|| crate::device::default_batch_candidates(options.device));
     evaluator.on_steps = options.on_steps;
     let baseline = evaluator.baseline()?;
     let scores = evaluator.evaluate(&genomes)?;
@@ -45,7 +45,7 @@ pub fn replay(
             file: path.as_ref().display().to_string(),
             hash: genome.hash(),
             genome,
-            paired: crate::fitness::paired(&score.tasks, &baseline),
+            paired: crate::train::fitness::paired(&score.tasks, &baseline),
             score,
         })
         .collect();

@@ -33,7 +33,7 @@ pub struct WorkerArgs {
 /// directory, names must be plain file names inside it, and every item must pass the checks a
 /// run makes before anything trains, so a result can only land under `RUN/results/<batch>/`.
 pub fn work(args: &WorkerArgs) -> Result<()> {
-    crate::run_dir::RunDir::open(&args.run).require_run()?;
+    crate::run::RunDir::open(&args.run).require_run()?;
     let batch = plain_name("--batch", &args.batch)?;
     let manifest_name = plain_name("--manifest", &args.manifest)?;
     let dir = BatchDir::new(&args.run, batch);
@@ -56,7 +56,7 @@ pub fn work(args: &WorkerArgs) -> Result<()> {
         .map(|key| load_item(&dir, key))
         .collect::<Result<Vec<WorkItem>>>()?;
     dir.prepare_results(keys)?;
-    let root = crate::data::resolve_root(args.data_dir.as_deref());
+    let root = crate::train::data::resolve_root(args.data_dir.as_deref());
     let mut trainer = Trainer::new(args.device, &root, None);
     // A local worker whose driver died (SIGKILL) stops after its current item.
     let parent = std::os::unix::process::parent_id();

@@ -3,13 +3,13 @@
 //! It takes a slice, not one genome, so that stacked candidates slot in behind this one function:
 //! it trains up to `batch_candidates` of them side by side in one stacked network. Fan-out over
 //! processes, devices and machines is the `executor`'s, one level up.
-use crate::config::Protocol;
-use crate::data::{Dataset, DatasetKind};
 use crate::error::{Error, Result};
-use crate::fitness::{Score, TaskScore};
 use crate::genome::{adam_baseline, Genome};
-use crate::train::{train_stacked, Bar, RunMetrics};
-use serde::{Deserialize, Serialize};
+use crate::train::data::{Dataset, DatasetKind};
+use crate::train::fitness::{Score, TaskScore};
+use crate::train::prune::Pruning;
+use crate::train::Protocol;
+use crate::train::{train_stacked, RunMetrics};
 use std::collections::HashMap;
 use std::path::Path;
 use std::rc::Rc;
@@ -31,53 +31,6 @@ pub struct Evaluator {
     pub report_test: bool,
     /// Learning-curve pruning of the runs (full rung only), by task and run seed.
     pub prune: Option<Pruning>,
-}
-
-/// The bars runs must clear, one per task and run seed (see `train::Bar`).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct Pruning {
-    pub bars: Vec<(String, u64, Bar)>,
-}
-
-impl Pruning {
-    /// Bars at `config.at` of each task's steps: `margin` × Adam's mean loss over the last
-    /// `window` steps there, on the same task and seed (`baseline`: Adam's scores with curves).
-    pub fn from_baseline(
-        protocol: &Protocol,
-        baseline: &[TaskScore],
-        config: &crate::config::Prune,
-    ) -> Pruning {
-        let mut bars = Vec::new();
-        for (task, adam) in protocol.tasks.iter().zip(baseline) {
-            for run in adam.runs.iter().filter(|r| !r.losses.is_empty()) {
-                let limits = config
-                    .at
-                    .iter()
-                    .map(|f| ((task.steps as f64 * f).ceil() as u64).max(1))
-                    // Stopping at or after the last step saves nothing: not a pruning point.
-                    .filter(|&step| step < task.steps && step as usize <= run.losses.len())
-                    .filter_map(|step| {
-                        let upto = &run.losses[..step as usize];
-                        let adam = crate::train::recent_mean(upto, config.window)?;
-                        Some((step, config.margin * adam))
-                    })
-                    .collect();
-                let bar = Bar {
-                    window: config.window,
-                    limits,
-                };
-                bars.push((task.name.clone(), run.seed, bar));
-            }
-        }
-        Pruning { bars }
-    }
-
-    fn bar(&self, task: &str, seed: u64) -> Option<&Bar> {
-        self.bars
-            .iter()
-            .find(|(t, s, _)| t == task && *s == seed)
-            .map(|(_, _, b)| b)
-    }
 }
 
 impl Evaluator {
@@ -128,10 +81,10 @@ impl Evaluator {
         &self.protocol
     }
 
-    /// The evaluator of multi-fidelity's screening rung (see `Protocol::screening`), sharing the
-    /// data.
-    pub fn screening(&self, fidelity: &crate::config::Fidelity) -> Evaluator {
-        self.sharing(self.protocol.screening(fidelity), self.data.clone())
+    /// An evaluator for `protocol`, a variant of this one's on the same datasets (multi-fidelity's
+    /// screening rung, see `Fidelity::screening`), sharing the data.
+    pub fn with_protocol(&self, protocol: Protocol) -> Evaluator {
+        self.sharing(protocol, self.data.clone())
     }
 
     /// Trains `genomes` on every task and on seed group `group` (runs `group·seeds ..
@@ -160,7 +113,6 @@ impl Evaluator {
                         chunk,
                         seed,
                         data,
-                        self.device,
                         self.report_test,
                         self.prune.as_ref().and_then(|p| p.bar(&task.name, seed)),
                         &on_step,
@@ -192,7 +144,7 @@ impl Evaluator {
                 break;
             }
             let more = self.task_scores_many(&[adam_baseline()], have)?.remove(0);
-            crate::fitness::check_baseline(&more).map_err(Error::Usage)?;
+            crate::train::fitness::check_baseline(&more).map_err(Error::Usage)?;
             self.baseline = Some(match self.baseline.take() {
                 None => more,
                 Some(b) => b.into_iter().zip(more).map(|(b, m)| b.merged(m)).collect(),
