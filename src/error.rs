@@ -34,6 +34,19 @@ pub enum Error {
     #[error("{0}")]
     Usage(String),
 
+    /// The protocol cannot score genomes: Adam, the yardstick, did not train under it.
+    #[error("{0}")]
+    Protocol(String),
+
+    /// The run cannot go on for a reason outside this process: a worker task out of retries,
+    /// a driver that is gone. Progress is saved.
+    #[error("{0}")]
+    Stopped(String),
+
+    /// A bug in evolve (an invariant broke); the message says what, and nothing was saved from it.
+    #[error("internal error: {0}")]
+    Internal(String),
+
     /// SIGINT or SIGTERM arrived (the signal's number); the caller saves and exits 128 + signal.
     #[error("interrupted by {}", crate::interrupt::name(*.0))]
     Interrupted(i32),

@@ -7,7 +7,7 @@ use common::run::{
     history_lines, kill_and_resume, kill_at_line, ok, same_history, tiny_config, Fixture,
 };
 use evolve::config::Config;
-use evolve::run::executor::{BatchDir, Trainer, WorkItem, WorkResult};
+use evolve::run::executor::{BatchDir, ItemTrainer, WorkItem, WorkResult};
 use evolve::train::fitness::TaskScore;
 use std::io::Write;
 use std::path::Path;
@@ -307,7 +307,7 @@ fn a_worker_writes_the_in_process_result_and_redoes_nothing_when_it_is_there() {
     assert!(worker("0").status.success());
     let written = std::fs::read(dir.result(&key)).unwrap();
     let result: WorkResult = serde_json::from_slice(&written).unwrap();
-    let mut trainer = Trainer::new(tch::Device::Cpu, &f.root, None);
+    let mut trainer = ItemTrainer::new(tch::Device::Cpu, &f.root, None);
     let here = trainer.train(&item).unwrap();
     assert_eq!(
         untimed(result.scores.clone()),

@@ -233,6 +233,32 @@ impl GaParams {
     /// Every rate a probability, every σ finite and ≥ 0, every range ordered, finite and inside
     /// what a genome allows, so that the operators cannot panic or breed an invalid genome.
     pub fn validate(&self) -> std::result::Result<(), String> {
+        self.validate_rates()?;
+        if self.max_terms == 0 || self.max_terms > crate::genome::MAX_TERMS {
+            return Err(format!(
+                "field `ga.max_terms`: {}; allowed: 1..={}",
+                self.max_terms,
+                crate::genome::MAX_TERMS
+            ));
+        }
+        let [k_lo, k_hi] = self.lookahead_k;
+        if !(1 <= k_lo && k_lo <= k_hi && k_hi <= 1_000_000) {
+            return Err(format!(
+                "field `ga.lookahead_k`: [{k_lo}, {k_hi}]; allowed: an ordered range within [1, 1000000]"
+            ));
+        }
+        for (name, [lo, hi], min, max, allowed) in self.ranges() {
+            if !(lo.is_finite() && hi.is_finite() && min <= lo && lo <= hi && hi <= max) {
+                return Err(format!(
+                    "field `ga.{name}`: [{lo}, {hi}]; allowed: an ordered range [low, high] within {allowed}"
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Every rate a probability, every σ finite and ≥ 0.
+    fn validate_rates(&self) -> std::result::Result<(), String> {
         let rates = [
             ("crossover_rate", self.crossover_rate),
             ("mutation_rate", self.mutation_rate),
@@ -261,21 +287,19 @@ impl GaParams {
                 ));
             }
         }
-        if self.max_terms == 0 || self.max_terms > crate::genome::MAX_TERMS {
-            return Err(format!(
-                "field `ga.max_terms`: {}; allowed: 1..={}",
-                self.max_terms,
-                crate::genome::MAX_TERMS
-            ));
-        }
-        // Every scalar gene's range, from the gene table; then the ranges of the other genes.
-        let mut ranges: Vec<(&str, [f64; 2], f64, f64, &str)> = Vec::new();
-        for gene in &crate::genome::genes::GENES {
+        Ok(())
+    }
+
+    /// Every range with the bounds a genome allows it: each scalar gene's, from the gene table,
+    /// then those of the other genes. `(field, [low, high], min, max, allowed in words)`.
+    fn ranges(&self) -> Vec<(&'static str, [f64; 2], f64, f64, &'static str)> {
+        let mut ranges = Vec::new();
+        for gene in &GENES {
             match &gene.kind {
                 GeneKind::Log {
                     range, range_field, ..
                 } => ranges.push((
-                    range_field,
+                    *range_field,
                     range(self),
                     -LOG10_LIMIT,
                     LOG10_LIMIT,
@@ -284,7 +308,7 @@ impl GaParams {
                 GeneKind::Bounded {
                     range, range_field, ..
                 } => ranges.push((
-                    range_field,
+                    *range_field,
                     range(self),
                     0.0,
                     0.9999999,
@@ -316,19 +340,6 @@ impl GaParams {
                 "(0, 1] (Lookahead's step)",
             ),
         ]);
-        let [k_lo, k_hi] = self.lookahead_k;
-        if !(1 <= k_lo && k_lo <= k_hi && k_hi <= 1_000_000) {
-            return Err(format!(
-                "field `ga.lookahead_k`: [{k_lo}, {k_hi}]; allowed: an ordered range within [1, 1000000]"
-            ));
-        }
-        for (name, [lo, hi], min, max, allowed) in ranges {
-            if !(lo.is_finite() && hi.is_finite() && min <= lo && lo <= hi && hi <= max) {
-                return Err(format!(
-                    "field `ga.{name}`: [{lo}, {hi}]; allowed: an ordered range [low, high] within {allowed}"
-                ));
-            }
-        }
-        Ok(())
+        ranges
     }
 }

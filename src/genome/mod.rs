@@ -384,3 +384,9 @@ pub fn shipped(name: &str) -> Genome {
 pub fn adam_baseline() -> Genome {
     shipped("adam")
 }
+
+/// The Adam baseline's content hash, computed once.
+pub fn adam_hash() -> &'static str {
+    static HASH: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    HASH.get_or_init(|| adam_baseline().hash())
+}

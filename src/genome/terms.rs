@@ -129,7 +129,10 @@ pub struct TermDecl {
     pub name: &'static str,
     /// The term `T` as the README writes it (`m̂`, `v̂` bias-corrected when the genome asks).
     pub formula: &'static str,
-    pub paper: &'static str,
+    /// Where the term comes from (optax's convention: authors, year, title, arXiv id).
+    pub paper: Paper,
+    /// What this term's form takes from its paper, when it is not the paper's rule as a whole.
+    pub note: &'static str,
     pub reads_m: bool,
     pub reads_v: bool,
     pub columns: &'static [Column],
@@ -140,6 +143,54 @@ pub struct TermDecl {
     /// `c.t`, `c.radam`, `c.state`.
     pub python: &'static str,
 }
+
+/// A paper, cited as optax cites one.
+#[derive(Clone, Copy, Debug)]
+pub struct Paper {
+    pub authors: &'static str,
+    pub year: u16,
+    pub title: &'static str,
+    pub arxiv: &'static str,
+}
+
+impl std::fmt::Display for Paper {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} {}, \"{}\", arXiv:{}",
+            self.authors, self.year, self.title, self.arxiv
+        )
+    }
+}
+
+/// Marfinetz 2025: the seven primitives and the published genome.
+pub const MARFINETZ_2025: Paper = Paper {
+    authors: "Marfinetz",
+    year: 2025,
+    title: "Evolving Deep Learning Optimizers",
+    arxiv: "2512.11853",
+};
+/// Signum: the sign of the momentum.
+pub const BERNSTEIN_2018: Paper = Paper {
+    authors: "Bernstein et al.",
+    year: 2018,
+    title: "signSGD: Compressed Optimisation for Non-Convex Problems",
+    arxiv: "1802.04434",
+};
+/// Lion.
+pub const CHEN_2023: Paper = Paper {
+    authors: "Chen et al.",
+    year: 2023,
+    title: "Symbolic Discovery of Optimization Algorithms",
+    arxiv: "2302.06675",
+};
+/// AddSign and PowerSign.
+pub const BELLO_2017: Paper = Paper {
+    authors: "Bello et al.",
+    year: 2017,
+    title: "Neural Optimizer Search with Reinforcement Learning",
+    arxiv: "1709.07417",
+};
 
 /// The plain weight column: most terms need nothing else.
 const WEIGHT: &[Column] = &[Column {
@@ -153,7 +204,8 @@ pub static TERMS: [TermDecl; 11] = [
         kind: TermKind::Gradient,
         name: "gradient",
         formula: "g",
-        paper: "Marfinetz 2025",
+        paper: MARFINETZ_2025,
+        note: "",
         reads_m: false,
         reads_v: false,
         columns: WEIGHT,
@@ -164,7 +216,8 @@ pub static TERMS: [TermDecl; 11] = [
         kind: TermKind::Momentum,
         name: "momentum",
         formula: "m̂",
-        paper: "Marfinetz 2025",
+        paper: MARFINETZ_2025,
+        note: "",
         reads_m: true,
         reads_v: false,
         columns: &[Column {
@@ -178,7 +231,8 @@ pub static TERMS: [TermDecl; 11] = [
         kind: TermKind::RmsNorm,
         name: "rms_norm",
         formula: "g / (√v̂ + ε)",
-        paper: "Marfinetz 2025",
+        paper: MARFINETZ_2025,
+        note: "",
         reads_m: false,
         reads_v: true,
         columns: WEIGHT,
@@ -189,7 +243,8 @@ pub static TERMS: [TermDecl; 11] = [
         kind: TermKind::Adam,
         name: "adam",
         formula: "m̂ / (√v̂ + ε) (RAdam-rectified with `radam`)",
-        paper: "Marfinetz 2025; RAdam: Liu et al. 2020",
+        paper: MARFINETZ_2025,
+        note: "RAdam-rectified with the `radam` modifier (Liu et al. 2020, arXiv:1908.03265)",
         reads_m: true,
         reads_v: true,
         columns: &[
@@ -224,7 +279,8 @@ pub static TERMS: [TermDecl; 11] = [
         kind: TermKind::Sign,
         name: "sign",
         formula: "sign(g)",
-        paper: "Marfinetz 2025",
+        paper: MARFINETZ_2025,
+        note: "",
         reads_m: false,
         reads_v: false,
         columns: WEIGHT,
@@ -235,7 +291,8 @@ pub static TERMS: [TermDecl; 11] = [
         kind: TermKind::Unit,
         name: "unit",
         formula: "g / (|g| + ε)",
-        paper: "Marfinetz 2025",
+        paper: MARFINETZ_2025,
+        note: "",
         reads_m: false,
         reads_v: false,
         columns: WEIGHT,
@@ -246,7 +303,8 @@ pub static TERMS: [TermDecl; 11] = [
         kind: TermKind::Nesterov,
         name: "nesterov",
         formula: "m̂ + 0.9·(g − m̂)",
-        paper: "Marfinetz 2025 (0.9 constant, as published)",
+        paper: MARFINETZ_2025,
+        note: "0.9 constant, as published",
         reads_m: true,
         reads_v: false,
         // m̂ + 0.9·(g − m̂) = 0.1·m̂ + 0.9·g
@@ -267,7 +325,8 @@ pub static TERMS: [TermDecl; 11] = [
         kind: TermKind::SignMomentum,
         name: "sign_momentum",
         formula: "sign(m)",
-        paper: "Signum (Bernstein et al. 2018)",
+        paper: BERNSTEIN_2018,
+        note: "Signum",
         reads_m: true,
         reads_v: false,
         columns: WEIGHT,
@@ -278,7 +337,8 @@ pub static TERMS: [TermDecl; 11] = [
         kind: TermKind::Lion,
         name: "lion",
         formula: "sign(β1·c + (1−β1)·g), then c ← β2·c + (1−β2)·g",
-        paper: "Lion (Chen et al. 2023)",
+        paper: CHEN_2023,
+        note: "Lion",
         reads_m: false,
         reads_v: false,
         columns: &[
@@ -310,7 +370,8 @@ pub static TERMS: [TermDecl; 11] = [
         kind: TermKind::AddSign,
         name: "add_sign",
         formula: "(1 + d_t·sign(g)·sign(m))·g",
-        paper: "AddSign (Bello et al. 2017)",
+        paper: BELLO_2017,
+        note: "AddSign",
         reads_m: true,
         reads_v: false,
         columns: WEIGHT,
@@ -322,7 +383,8 @@ pub static TERMS: [TermDecl; 11] = [
         kind: TermKind::PowerSign,
         name: "power_sign",
         formula: "e^(d_t·sign(g)·sign(m))·g",
-        paper: "PowerSign (Bello et al. 2017)",
+        paper: BELLO_2017,
+        note: "PowerSign",
         reads_m: true,
         reads_v: false,
         columns: WEIGHT,
@@ -337,8 +399,12 @@ pub static TERMS: [TermDecl; 11] = [
 pub fn python_table() -> String {
     let mut s = String::from("{\n");
     for decl in &TERMS {
+        let note = match decl.note {
+            "" => String::new(),
+            note => format!("; {note}"),
+        };
         s += &format!(
-            "    # {}: {} ({})\n    \"{}\": lambda c: {},\n",
+            "    # {}: {} ({}{note})\n    \"{}\": lambda c: {},\n",
             decl.name, decl.formula, decl.paper, decl.name, decl.python
         );
     }
@@ -368,7 +434,16 @@ mod tests {
         let readme = include_str!("../../README.md");
         for decl in &TERMS {
             let row = format!("| `{}` | {} |", decl.name, decl.formula.replace('|', "\\|"));
-            assert!(readme.contains(&row), "README lacks the row {row}");
+            let line = readme.lines().find(|l| l.starts_with(&row));
+            let line = line.unwrap_or_else(|| panic!("README lacks the row {row}"));
+            let cited = format!(
+                "{} {}, arXiv:{}",
+                decl.paper.authors, decl.paper.year, decl.paper.arxiv
+            );
+            assert!(
+                line.contains(&cited),
+                "README's row {row} does not cite {cited}"
+            );
         }
     }
 }

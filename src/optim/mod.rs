@@ -140,96 +140,139 @@ impl UpdateRule {
         self.genomes.iter().map(f).collect()
     }
 
-    /// One optimizer step from the gradients now stored on the parameters.
+    /// One optimizer step from the gradients now stored on the parameters: columns → clip →
+    /// decay → moments → direction → per-tensor modifiers → apply → Lookahead.
     pub fn step(&mut self) {
         let _no_grad = tch::no_grad_guard();
-        let s = self.t;
-        let t = (s + 1) as f64;
-        let lr = self.per_member(|g| schedule::learning_rate(g, s, self.total_steps));
-
-        // Every per-member number this step needs, in one upload.
-        let mut cols = Columns {
-            k: self.genomes.len(),
-            values: Vec::new(),
-        };
-        let c_lr = cols.push(lr.clone());
-        let c_clip = cols.push(self.per_member(|g| g.grad_clip.unwrap_or(f64::INFINITY)));
-        let c_decay = cols.push(
-            self.genomes
-                .iter()
-                .zip(&lr)
-                .map(|(g, lr)| 1.0 - lr * g.weight_decay),
-        );
-        let c_m = cols.push(self.per_member(|g| if g.use_m { 1.0 - g.beta1 } else { 1.0 }));
-        let c_v_keep = cols.push(self.per_member(|g| if g.use_v { g.beta2 } else { 0.0 }));
-        let c_v_new = cols.push(self.per_member(|g| if g.use_v { 1.0 - g.beta2 } else { 1.0 }));
-        let c_trust = cols.push(self.per_member(|g| g.trust_ratio as u8 as f64));
-        let c_diffgrad = cols.push(self.per_member(|g| g.diffgrad as u8 as f64));
-        let lookahead_now: Vec<f64> = self.per_member(|g| {
-            g.lookahead
-                .map_or(0.0, |la| ((s + 1).is_multiple_of(la.k)) as u8 as f64)
-        });
-        let c_la_alpha = cols.push(
-            self.genomes
-                .iter()
-                .zip(&lookahead_now)
-                .map(|(g, now)| g.lookahead.map_or(0.0, |la| la.alpha) * now),
-        );
-        let c_la_now = cols.push(lookahead_now.iter().copied());
-        let terms = TermColumns::push(&mut cols, &self.genomes, t, s, self.total_steps);
-        let col = cols.upload(&self.flat);
-        let c = |i: usize| col.get(i as i64);
+        let cols = self.columns();
+        let c = |i: usize| cols.values.get(i as i64);
 
         let mut grad = self.flat_grad();
         if self.any(|g| g.grad_clip.is_some()) {
-            grad = grad.minimum(&c(c_clip)).maximum(&-c(c_clip));
+            grad = grad.minimum(&c(cols.clip)).maximum(&-c(cols.clip));
         }
         let w_norm = match (&self.segments, self.any(|g| g.trust_ratio)) {
             (Some(seg), true) => Some(seg.norms(&self.flat)),
             _ => None,
         };
         if self.any(|g| g.weight_decay > 0.0) {
-            let _ = self.flat.g_mul_(&c(c_decay));
+            let _ = self.flat.g_mul_(&c(cols.decay));
         }
+        self.moments(&grad, &cols);
+        let direction = self.direction(&grad, &cols.terms, &c);
+        let step = match self.per_tensor_scale(&grad, &direction, w_norm.as_ref(), &cols) {
+            Some((scale, seg)) => direction * c(cols.lr) * seg.expand(&scale),
+            None => direction * c(cols.lr),
+        };
+        let _ = self.flat.g_sub_(&step);
+        self.lookahead(&cols);
+        self.t += 1;
+    }
+
+    /// Every per-member number this step needs, in one upload.
+    fn columns(&self) -> StepColumns {
+        let s = self.t;
+        let t = (s + 1) as f64;
+        let lr = self.per_member(|g| schedule::learning_rate(g, s, self.total_steps));
+        let mut cols = Columns {
+            k: self.genomes.len(),
+            values: Vec::new(),
+        };
+        let c_lr = cols.push(lr.clone());
+        let clip = cols.push(self.per_member(|g| g.grad_clip.unwrap_or(f64::INFINITY)));
+        let decay = cols.push(
+            self.genomes
+                .iter()
+                .zip(&lr)
+                .map(|(g, lr)| 1.0 - lr * g.weight_decay),
+        );
+        let m = cols.push(self.per_member(|g| if g.use_m { 1.0 - g.beta1 } else { 1.0 }));
+        let v_keep = cols.push(self.per_member(|g| if g.use_v { g.beta2 } else { 0.0 }));
+        let v_new = cols.push(self.per_member(|g| if g.use_v { 1.0 - g.beta2 } else { 1.0 }));
+        let trust = cols.push(self.per_member(|g| g.trust_ratio as u8 as f64));
+        let diffgrad = cols.push(self.per_member(|g| g.diffgrad as u8 as f64));
+        let lookahead_now: Vec<f64> = self.per_member(|g| {
+            g.lookahead
+                .map_or(0.0, |la| ((s + 1).is_multiple_of(la.k)) as u8 as f64)
+        });
+        let la_alpha = cols.push(
+            self.genomes
+                .iter()
+                .zip(&lookahead_now)
+                .map(|(g, now)| g.lookahead.map_or(0.0, |la| la.alpha) * now),
+        );
+        let la_now = cols.push(lookahead_now.iter().copied());
+        let terms = TermColumns::push(&mut cols, &self.genomes, t, s, self.total_steps);
+        StepColumns {
+            values: cols.upload(&self.flat),
+            lr: c_lr,
+            clip,
+            decay,
+            m,
+            v_keep,
+            v_new,
+            trust,
+            diffgrad,
+            la_alpha,
+            la_now,
+            lookahead_due: lookahead_now.iter().any(|&now| now > 0.0),
+            terms,
+        }
+    }
+
+    /// `m ← β1·m + (1−β1)·g` and `v ← β2·v + (1−β2)·g²` (or `m = g`, `v = g²` for members that
+    /// keep no moment).
+    fn moments(&mut self, grad: &Tensor, cols: &StepColumns) {
+        let c = |i: usize| cols.values.get(i as i64);
         if let Some(m) = &mut self.m {
-            let _ = m.lerp_tensor_(&grad, &c(c_m));
+            let _ = m.lerp_tensor_(grad, &c(cols.m));
         }
         if let Some(v) = &mut self.v {
-            let _ = v.g_mul_(&c(c_v_keep));
-            let _ = v.addcmul_(&(&grad * c(c_v_new)), &grad);
+            let _ = v.g_mul_(&c(cols.v_keep));
+            let _ = v.addcmul_(&(grad * c(cols.v_new)), grad);
         }
-        let direction = self.direction(&grad, &terms, &c);
+    }
 
-        // Per-tensor multipliers ξ (DiffGrad) and φ (trust ratio), 1 for members without them.
+    /// The per-tensor multipliers ξ (DiffGrad) and φ (trust ratio), 1 for members without them,
+    /// with the segments to expand them by; `None` when no member uses either.
+    fn per_tensor_scale(
+        &mut self,
+        grad: &Tensor,
+        direction: &Tensor,
+        w_norm: Option<&Tensor>,
+        cols: &StepColumns,
+    ) -> Option<(Tensor, &Segments)> {
+        let c = |i: usize| cols.values.get(i as i64);
+        let seg = self.segments.as_ref()?;
         let mut per_tensor: Option<Tensor> = None;
-        if let (Some(prev), Some(seg)) = (&mut self.prev_grad, &self.segments) {
-            let xi = modifiers::diffgrad_friction(&seg.norms(&(&*prev - &grad)));
-            per_tensor = Some(xi.where_self(&c(c_diffgrad).gt(0.5), &xi.ones_like()));
-            prev.copy_(&grad);
+        if let Some(prev) = &mut self.prev_grad {
+            let xi = modifiers::diffgrad_friction(&seg.norms(&(&*prev - grad)));
+            per_tensor = Some(xi.where_self(&c(cols.diffgrad).gt(0.5), &xi.ones_like()));
+            prev.copy_(grad);
         }
-        if let (Some(w_norm), Some(seg)) = (&w_norm, &self.segments) {
-            let update_norm = seg.norms(&(&self.flat - &direction * c(c_lr)));
+        if let Some(w_norm) = w_norm {
+            let update_norm = seg.norms(&(&self.flat - direction * c(cols.lr)));
             let phi = modifiers::trust_ratio(w_norm, &update_norm);
-            let phi = phi.where_self(&c(c_trust).gt(0.5), &phi.ones_like());
+            let phi = phi.where_self(&c(cols.trust).gt(0.5), &phi.ones_like());
             per_tensor = Some(match per_tensor {
                 Some(xi) => xi * phi,
                 None => phi,
             });
         }
-        let step = match (&per_tensor, &self.segments) {
-            (Some(scale), Some(seg)) => direction * c(c_lr) * seg.expand(scale),
-            _ => direction * c(c_lr),
-        };
-        let _ = self.flat.g_sub_(&step);
+        per_tensor.map(|scale| (scale, seg))
+    }
 
+    /// Lookahead (Zhang et al. 2019): every k steps the slow weights move `α` of the way to the
+    /// fast ones, and the fast ones restart from there (members due this step only).
+    fn lookahead(&mut self, cols: &StepColumns) {
+        let c = |i: usize| cols.values.get(i as i64);
         if let Some(slow) = &mut self.slow {
-            if lookahead_now.iter().any(|&now| now > 0.0) {
-                let _ = slow.lerp_tensor_(&self.flat, &c(c_la_alpha));
-                let merged = slow.where_self(&c(c_la_now).gt(0.5), &self.flat);
+            if cols.lookahead_due {
+                let _ = slow.lerp_tensor_(&self.flat, &c(cols.la_alpha));
+                let merged = slow.where_self(&c(cols.la_now).gt(0.5), &self.flat);
                 self.flat.copy_(&merged);
             }
         }
-        self.t += 1;
     }
 
     /// The gradients of all parameters as one `[K, P]` tensor (zeros where a parameter got none).
@@ -288,6 +331,24 @@ impl UpdateRule {
         }
         total.expect("a validated genome has at least one term")
     }
+}
+
+/// The rows of one step's upload (`values`: `[rows, K, 1]`), by what they hold.
+struct StepColumns {
+    values: Tensor,
+    lr: usize,
+    clip: usize,
+    decay: usize,
+    m: usize,
+    v_keep: usize,
+    v_new: usize,
+    trust: usize,
+    diffgrad: usize,
+    la_alpha: usize,
+    la_now: usize,
+    /// Whether some member's Lookahead syncs this step.
+    lookahead_due: bool,
+    terms: TermColumns,
 }
 
 /// The per-member columns of the terms: for each kind some member uses, its declared columns

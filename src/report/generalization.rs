@@ -1,6 +1,5 @@
 //! The generalization report: how the search's best genomes fare on the held-out protocol
 //! (meta-validation), so that a researcher sees whether a lead found on the proxy survives.
-use crate::genome::adam_baseline;
 use crate::search::records::{Checkpoint, Evaluation};
 use crate::train::fitness::{paired, Paired};
 use crate::train::Protocol;
@@ -130,7 +129,7 @@ fn verdict(cp: &Checkpoint, rows: &[Row]) -> String {
         ),
     };
     if let Some(w) = cp.best_holdout.as_ref().filter(|w| w.hash != top.hash) {
-        let adam = match w.hash == adam_baseline().hash() {
+        let adam = match w.hash == crate::genome::adam_hash() {
             true => " No genome of the search beats Adam held out.",
             false => "",
         };

@@ -166,11 +166,30 @@ fn truncate(s: &str, n: usize) -> String {
     }
 }
 
-/// `summary.md`: the best genome in words and against the shipped baselines.
+/// `summary.md`: the run in numbers, its best genomes in words, the generalization report, the
+/// best against the shipped baselines and the generation log.
 pub fn summary_markdown(cp: &Checkpoint) -> String {
-    let search = &cp.config.search;
     let mut s = String::from("# evolve run summary\n\n");
-    s += &format!(
+    s += &summary_header(cp);
+    s += &summary_best(cp);
+    if let Some(g) = crate::report::generalization::generalization(cp) {
+        s += &generalization_markdown(&g);
+    }
+    s += &summary_baselines(cp);
+    s += "\n## Generations\n\n| generation | best | mean | best so far |\n|---|---|---|---|\n";
+    for g in &cp.generations {
+        s += &format!(
+            "| {} | {:.4} | {:.4} | {:.4} |\n",
+            g.generation, g.best, g.mean, g.best_so_far
+        );
+    }
+    s
+}
+
+/// How far the run got, what it cost, and its protocol.
+fn summary_header(cp: &Checkpoint) -> String {
+    let search = &cp.config.search;
+    let mut s = format!(
         "Generations {} of {} · population {} · evaluations {} ({} trained, {} reused) · **total training steps {}**\n\n",
         cp.generation.min(search.generations),
         search.generations,
@@ -203,6 +222,11 @@ pub fn summary_markdown(cp: &Checkpoint) -> String {
         s += &format!("Multi-fidelity selection: every new genome screened on {:.1}% of the steps, the best {:.0}% (at least one) trained in full.\n\n", 100.0 * f.budget, 100.0 * f.promote);
     }
     s += &format!("Protocol: {} × {} seed(s). Fitness is the mean over tasks of the published fitness divided by Adam's (Adam = 1.0).\n\n", tasks.join(", "), cp.config.protocol.seeds);
+    s
+}
+
+/// The best genome held out and the best by search score, each in words.
+fn summary_best(cp: &Checkpoint) -> String {
     let described = |e: &Evaluation, protocol: &str| {
         format!(
             "`{}` (generation {}, #{}, hash `{}`): **{:.4}× Adam** on the {protocol} over {} seed(s), raw fitness {:.4}\n\n    {}\n\n",
@@ -216,6 +240,7 @@ pub fn summary_markdown(cp: &Checkpoint) -> String {
             e.genome.describe()
         )
     };
+    let mut s = String::new();
     if let Some(winner) = &cp.best_holdout {
         s += "## Best genome (best.json: chosen on the held-out protocol)\n\n";
         s += &described(winner, "held-out protocol");
@@ -227,15 +252,20 @@ pub fn summary_markdown(cp: &Checkpoint) -> String {
         };
         s += &described(best, "search protocol");
     }
-    if let Some(g) = crate::report::generalization::generalization(cp) {
-        s += &generalization_markdown(&g);
-    }
-    s += "## Best vs the shipped baselines (search protocol)\n\n| genome | vs Adam | raw fitness |";
+    s
+}
+
+/// The best genomes and the shipped ones, side by side on the search protocol.
+fn summary_baselines(cp: &Checkpoint) -> String {
+    let tasks = cp.config.protocol.tasks.len();
+    let mut s = String::from(
+        "## Best vs the shipped baselines (search protocol)\n\n| genome | vs Adam | raw fitness |",
+    );
     for t in &cp.config.protocol.tasks {
         s += &format!(" {} acc | {} test acc |", t.name, t.name);
     }
     s += "\n|---|---|---|";
-    s += &"---|---|".repeat(cp.config.protocol.tasks.len());
+    s += &"---|---|".repeat(tasks);
     s += "\n";
     let mut rows: Vec<(String, Option<&Score>)> = Vec::new();
     if let Some(held) = &cp.best_holdout {
@@ -259,32 +289,22 @@ pub fn summary_markdown(cp: &Checkpoint) -> String {
         rows.push((name.to_string(), cp.full.memo.get(&hash)));
     }
     for (name, score) in rows {
-        match score {
-            Some(score) => {
-                s += &format!("| {name} | {:.4} | {:.4} |", score.vs_adam, score.raw);
-                for t in &score.tasks {
-                    s += &format!(
-                        " {:.2}% | {} |",
-                        100.0 * t.val_acc_mean,
-                        percent(t.test_acc_mean)
-                    );
-                }
-                s += "\n";
-            }
-            None => {
-                s += &format!(
-                    "| {name} | not evaluated in this run | |{}\n",
-                    " | |".repeat(cp.config.protocol.tasks.len())
-                )
-            }
+        let Some(score) = score else {
+            s += &format!(
+                "| {name} | not evaluated in this run | |{}\n",
+                " | |".repeat(tasks)
+            );
+            continue;
+        };
+        s += &format!("| {name} | {:.4} | {:.4} |", score.vs_adam, score.raw);
+        for t in &score.tasks {
+            s += &format!(
+                " {:.2}% | {} |",
+                100.0 * t.val_acc_mean,
+                percent(t.test_acc_mean)
+            );
         }
-    }
-    s += "\n## Generations\n\n| generation | best | mean | best so far |\n|---|---|---|---|\n";
-    for g in &cp.generations {
-        s += &format!(
-            "| {} | {:.4} | {:.4} | {:.4} |\n",
-            g.generation, g.best, g.mean, g.best_so_far
-        );
+        s += "\n";
     }
     s
 }

@@ -189,6 +189,7 @@ impl Ga {
         c
     }
 
+    /// Mutates the gene `kind` of `c`, at `strength` (see `GeneKind`).
     fn mutate_gene(&mut self, kind: &GeneKind, c: &mut Genome, strength: f64) {
         let p = self.params.clone();
         let (rate, flip) = (p.mutation_rate, p.flag_flip_rate);
@@ -201,17 +202,7 @@ impl Ga {
                 p_on,
                 ..
             } => {
-                let range = range(&p);
-                let mut value = get(c);
-                if let Some(x) = value.filter(|_| self.chance(rate)) {
-                    value = Some(self.log_step(x, range, strength));
-                }
-                if p_on.is_some() && self.chance(flip) {
-                    value = match value {
-                        Some(_) => None,
-                        None => Some(self.log_uniform(range)),
-                    };
-                }
+                let value = self.mutate_log(get(c), range(&p), p_on.is_some(), strength);
                 set(c, value);
             }
             GeneKind::Bounded {
@@ -232,35 +223,64 @@ impl Ga {
                     c.sign_decay = self.random_sign_decay(c.sign_decay);
                 }
             }
-            GeneKind::Warmup { .. } => {
-                if c.warmup_steps > 0 && self.chance(rate) {
-                    c.warmup_steps = self.random_warmup();
-                }
-                if self.chance(flip) {
-                    c.warmup_steps = match c.warmup_steps {
-                        0 => self.random_warmup(),
-                        _ => 0,
-                    };
-                }
+            GeneKind::Warmup { .. } => self.mutate_warmup(c),
+            GeneKind::Lookahead { .. } => self.mutate_lookahead(c, strength),
+        }
+    }
+
+    /// A log-scaled scalar takes a Gaussian step in log10 (when set); an optional one is
+    /// switched on (drawn afresh) or off with the flip rate.
+    fn mutate_log(
+        &mut self,
+        value: Option<f64>,
+        range: [f64; 2],
+        optional: bool,
+        strength: f64,
+    ) -> Option<f64> {
+        let mut value = value;
+        if let Some(x) = value.filter(|_| self.chance(self.params.mutation_rate)) {
+            value = Some(self.log_step(x, range, strength));
+        }
+        if optional && self.chance(self.params.flag_flip_rate) {
+            value = match value {
+                Some(_) => None,
+                None => Some(self.log_uniform(range)),
+            };
+        }
+        value
+    }
+
+    /// A warmup is redrawn, or switched on or off.
+    fn mutate_warmup(&mut self, c: &mut Genome) {
+        if c.warmup_steps > 0 && self.chance(self.params.mutation_rate) {
+            c.warmup_steps = self.random_warmup();
+        }
+        if self.chance(self.params.flag_flip_rate) {
+            c.warmup_steps = match c.warmup_steps {
+                0 => self.random_warmup(),
+                _ => 0,
+            };
+        }
+    }
+
+    /// Lookahead's k moves by ±1 and α by a clamped step; Lookahead is switched on or off.
+    fn mutate_lookahead(&mut self, c: &mut Genome, strength: f64) {
+        let p = self.params.clone();
+        if let Some(la) = &mut c.lookahead {
+            if self.chance(p.mutation_rate) {
+                let [lo, hi] = p.lookahead_k;
+                let step: i64 = if self.rng.gen_bool(0.5) { 1 } else { -1 };
+                la.k = (la.k as i64 + step).clamp(lo as i64, hi as i64) as u64;
             }
-            GeneKind::Lookahead { .. } => {
-                if let Some(la) = &mut c.lookahead {
-                    if self.chance(rate) {
-                        let [lo, hi] = p.lookahead_k;
-                        let step: i64 = if self.rng.gen_bool(0.5) { 1 } else { -1 };
-                        la.k = (la.k as i64 + step).clamp(lo as i64, hi as i64) as u64;
-                    }
-                    if self.chance(rate) {
-                        la.alpha = self.bounded_step(la.alpha, p.lookahead_alpha, strength);
-                    }
-                }
-                if self.chance(flip) {
-                    c.lookahead = match c.lookahead {
-                        Some(_) => None,
-                        None => self.random_lookahead(),
-                    };
-                }
+            if self.chance(p.mutation_rate) {
+                la.alpha = self.bounded_step(la.alpha, p.lookahead_alpha, strength);
             }
+        }
+        if self.chance(p.flag_flip_rate) {
+            c.lookahead = match c.lookahead {
+                Some(_) => None,
+                None => self.random_lookahead(),
+            };
         }
     }
 

@@ -11,9 +11,9 @@ pub mod records;
 pub mod work;
 use crate::config::Config;
 use crate::error::{Error, Result};
-use crate::genome::{adam_baseline, Genome, SHIPPED};
+use crate::genome::{adam_baseline, adam_hash, Genome, SHIPPED};
 use crate::search::ga::Ga;
-use crate::train::evaluator::baseline_group;
+use crate::train::baseline;
 use crate::train::fitness::{Score, TaskScore};
 use crate::train::prune::Pruning;
 pub use records::{
@@ -249,10 +249,13 @@ fn prepare_baseline(exec: &mut dyn Executor, cp: &mut Checkpoint, stage: Stage) 
     let seeds = stage_protocol(cp, stage).seeds as usize;
     let state = cp.stage_mut(stage);
     let baseline = state.baseline.clone().expect("just trained or restored");
-    state.memo.entry(adam_baseline().hash()).or_insert_with(|| {
-        let own: Vec<_> = baseline.iter().map(|t| t.first_runs(seeds)).collect();
-        Score::new(own.clone(), &own).without_curves()
-    });
+    state
+        .memo
+        .entry(adam_hash().to_string())
+        .or_insert_with(|| {
+            let own: Vec<_> = baseline.iter().map(|t| t.first_runs(seeds)).collect();
+            Score::new(own.clone(), &own).without_curves()
+        });
     Ok(())
 }
 
@@ -281,15 +284,13 @@ fn pruning(cp: &Checkpoint, stage: Stage, group: u64) -> Option<Pruning> {
     let prune = prune.filter(|_| fidelity.enabled && stage == Stage::Full)?;
     let protocol = stage_protocol(cp, stage);
     let baseline = cp.stage(stage).baseline.as_ref()?;
-    let adam = baseline_group(baseline, group, protocol.seeds as usize);
+    let adam = baseline::group(baseline, group, protocol.seeds as usize);
     Some(Pruning::from_baseline(&protocol, &adam, prune))
 }
 
-/// The folder name of a stage's work at this generation (see `executor::BatchDir`).
-fn batch_name(cp: &Checkpoint, stage: Stage, group: u64, what: &str) -> String {
-    let stage = serde_json::to_value(stage).expect("plain data");
-    let stage = stage.as_str().unwrap_or("stage");
-    format!("{:04}-{stage}-{what}{group}", cp.generation)
+/// The folder name of a stage's work at `generation` (see `executor::BatchDir`).
+fn batch_name(generation: usize, stage: Stage, group: u64, what: &str) -> String {
+    format!("{generation:04}-{}-{what}{group}", stage.name())
 }
 
 /// Trains Adam under `stage`'s protocol on the seed groups up to `group` that its baseline
@@ -300,22 +301,18 @@ fn extend_baseline(
     stage: Stage,
     group: u64,
 ) -> Result<u64> {
-    let seeds = stage_protocol(cp, stage).seeds as usize;
-    let mut steps = 0;
-    loop {
-        let state = cp.stage(stage);
-        let have = state
-            .baseline
-            .as_ref()
-            .map_or(0, |b| b[0].runs.len() / seeds) as u64;
-        if have > group {
-            return Ok(steps);
-        }
-        let item = work_item(cp, stage, have, vec![adam_baseline()]);
-        let batch = batch_name(cp, stage, have, "adam-");
+    let adam = work_item(cp, stage, 0, vec![adam_baseline()]);
+    let seeds = adam.protocol.seeds as usize;
+    let generation = cp.generation;
+    let mut held = cp.stage_mut(stage).baseline.take();
+    let extended = baseline::extend(&mut held, group, seeds, |g| {
+        let item = WorkItem {
+            group: g,
+            ..adam.clone()
+        };
         let mut trained: Option<Vec<TaskScore>> = None;
         exec.run(
-            &batch,
+            &batch_name(generation, stage, g, "adam-"),
             &[item],
             &|_| {},
             &mut |_, mut result: WorkResult| {
@@ -323,15 +320,10 @@ fn extend_baseline(
                 Ok(())
             },
         )?;
-        let more = trained.expect("one genome trained");
-        crate::train::fitness::check_baseline(&more).map_err(Error::Usage)?;
-        steps += more.iter().map(|t| t.steps).sum::<u64>();
-        let state = cp.stage_mut(stage);
-        state.baseline = Some(match state.baseline.take() {
-            None => more,
-            Some(b) => b.into_iter().zip(more).map(|(b, m)| b.merged(m)).collect(),
-        });
-    }
+        Ok(trained.expect("one genome trained"))
+    });
+    cp.stage_mut(stage).baseline = held;
+    extended
 }
 
 /// Evaluates `pass` (genomes with their indices, in order) at `stage` on seed group `group`,
@@ -361,13 +353,12 @@ fn evaluate(
     // Adam trained on a new seed group costs steps too.
     cp.total_steps += extend_baseline(exec, cp, stage, group)?;
     // Adam rides along on its baseline's runs; the others train.
-    let adam = adam_baseline().hash();
     let prune = pruning(cp, stage, group);
     let items: Vec<WorkItem> = windows
         .iter()
         .map(|w| {
             let genomes = w.train.iter().map(|&p| pass[p].1.clone());
-            let genomes = genomes.filter(|g| g.hash() != adam).collect();
+            let genomes = genomes.filter(baseline::trains).collect();
             WorkItem {
                 prune: prune.clone(),
                 ..work_item(cp, stage, group, genomes)
@@ -381,7 +372,7 @@ fn evaluate(
         out.observer
             .candidate_started(generation, pass[first].0, &pass[first].1, stage);
     };
-    let batch = batch_name(cp, stage, group, "");
+    let batch = batch_name(cp.generation, stage, group, "");
     exec.run(&batch, &items, &starting, &mut |i, result| {
         merge_window(out, cp, pass, &windows[i], result, stage, group)
     })
@@ -399,19 +390,20 @@ fn merge_window(
     group: u64,
 ) -> Result<()> {
     let seeds = stage_protocol(cp, stage).seeds as usize;
-    let adam = adam_baseline().hash();
     let state = cp.stage_mut(stage);
     let baseline = state.baseline.clone().expect("extended before training");
-    let batch: Vec<&Genome> = window.train.iter().map(|&p| &pass[p].1).collect();
+    let trained: Vec<&Genome> = window.train.iter().map(|&p| &pass[p].1).collect();
     // The window trained its genomes together: each is charged an equal share.
-    let seconds = result.seconds / batch.len().max(1) as f64;
-    let mut trained = result.scores.into_iter();
+    let seconds = result.seconds / trained.len().max(1) as f64;
+    let scored = baseline::with_adam(
+        trained.iter().copied(),
+        &baseline,
+        group,
+        seeds,
+        result.scores,
+    );
     let mut costs = std::collections::HashMap::new();
-    for genome in batch {
-        let tasks = match genome.hash() == adam {
-            true => baseline_group(&baseline, group, seeds),
-            false => trained.next().expect("one score list per genome trained"),
-        };
+    for (genome, tasks) in trained.into_iter().zip(scored) {
         let steps = tasks.iter().map(|t| t.steps).sum();
         costs.insert(genome.hash(), Cost { steps, seconds });
         let tasks = match state.memo.remove(&genome.hash()) {
@@ -455,7 +447,7 @@ fn record(
     let score = state.memo[&hash].clone();
     let cost = match trained {
         Some(cost) => Some(cost),
-        None if hash == adam_baseline().hash() => state.baseline_cost.take(),
+        None if hash == adam_hash() => state.baseline_cost.take(),
         None => None,
     };
     let stage = match stage == Stage::Full && score.pruned() {
@@ -644,19 +636,18 @@ fn breed(cp: &mut Checkpoint, stats: GenerationStats) -> Result<()> {
 fn next_seed_group(cp: &Checkpoint, genome: &Genome) -> Option<u64> {
     let hash = genome.hash();
     let seeds = cp.config.protocol.seeds as usize;
-    let groups = (cp.full.memo.get(&hash)?.seeds() / seeds) as u64;
-    (hash != adam_baseline().hash() && groups < cp.config.search.max_seed_groups).then_some(groups)
+    let groups = baseline::groups(cp.full.memo.get(&hash)?.seeds(), seeds);
+    (baseline::trains(genome) && groups < cp.config.search.max_seed_groups).then_some(groups)
 }
 
 /// The GA only breeds genomes the update rule accepts (a property test holds it to that for any
 /// valid `ga` section); should one slip through, the run stops before training or saving it.
 fn check_bred(population: &[Genome], generation: usize) -> Result<()> {
     for (i, genome) in population.iter().enumerate() {
-        genome.validate().map_err(|m| Error::Config {
-            origin: "config `ga` section".into(),
-            message: format!(
-                "bred genome #{i} of generation {generation} is invalid ({m}); nothing was saved"
-            ),
+        genome.validate().map_err(|m| {
+            Error::Internal(format!(
+                "the GA bred an invalid genome #{i} in generation {generation} ({m}) from the config's `ga` section; nothing was saved"
+            ))
         })?;
     }
     Ok(())

@@ -29,6 +29,18 @@ pub enum Stage {
     Pruned,
 }
 
+impl Stage {
+    /// The name in history lines and checkpoints.
+    pub fn name(self) -> &'static str {
+        match self {
+            Stage::Screen => "screen",
+            Stage::Full => "full",
+            Stage::Holdout => "holdout",
+            Stage::Pruned => "pruned",
+        }
+    }
+}
+
 /// One evaluated genome, as `history.jsonl` and the checkpoint keep it (loss curves left out).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Evaluation {
@@ -188,7 +200,7 @@ impl Checkpoint {
             .full
             .memo
             .get(&self.population[i].hash())
-            .map(|s| s.seeds() as u64 / seeds);
+            .map(|s| crate::train::baseline::groups(s.seeds(), seeds as usize));
         let due = (1..self.config.search.max_seed_groups).contains(&group);
         if !due || !groups.is_some_and(|g| g == group || g == group + 1) {
             return Err(format!(
@@ -211,6 +223,35 @@ impl Checkpoint {
             .params
             .validate()
             .map_err(|m| format!("field `ga.params`: {m}"))?;
+        self.check_counts()?;
+        for i in 0..self.population.len() {
+            self.check_slot(i)?;
+        }
+        for (field, e) in [("best", &self.best), ("best_holdout", &self.best_holdout)] {
+            if let Some(e) = e {
+                check_evaluation(field, e)?;
+            }
+        }
+        for (i, e) in self.leaders.iter().enumerate() {
+            check_evaluation(&format!("leaders[{i}]"), e)?;
+        }
+        for (i, e) in self.holdout.results.iter().enumerate() {
+            if let Some(e) = e {
+                check_evaluation(&format!("holdout.results[{i}]"), e)?;
+            }
+        }
+        for (field, stage, state) in [
+            ("full", Stage::Full, &self.full),
+            ("screen", Stage::Screen, &self.screen),
+            ("holdout", Stage::Holdout, &self.holdout),
+        ] {
+            self.check_stage(field, stage, state)?;
+        }
+        Ok(())
+    }
+
+    /// One slot per genome, a generation within the run, counts that add up.
+    fn check_counts(&self) -> std::result::Result<(), String> {
         let n = self.config.search.population;
         for (field, len) in [
             ("population", self.population.len()),
@@ -239,78 +280,74 @@ impl Checkpoint {
         if self.batch_candidates == 0 {
             return Err("field `batch_candidates`: 0; allowed: an integer ≥ 1".into());
         }
-        for (i, genome) in self.population.iter().enumerate() {
-            genome
-                .validate()
-                .map_err(|m| format!("field `population[{i}]`: {m}"))?;
-            if let Some(group) = self.reevaluate[i] {
-                self.check_reevaluation(i, group)?;
-            }
-            for (field, stage, state) in [
-                ("full", Stage::Full, &self.full),
-                ("screen", Stage::Screen, &self.screen),
-            ] {
-                if let Some(e) = &state.results[i] {
-                    let field = format!("{field}.results[{i}]");
-                    check_evaluation(&field, e)?;
-                    let pruned = stage == Stage::Full && e.stage == Stage::Pruned;
-                    if e.hash != genome.hash() || (e.stage != stage && !pruned) {
-                        return Err(format!(
-                            "field `{field}`: a {:?} evaluation of genome {}, but population[{i}] is {}",
-                            e.stage,
-                            e.hash,
-                            genome.hash()
-                        ));
-                    }
-                }
-            }
-        }
-        for (field, e) in [("best", &self.best), ("best_holdout", &self.best_holdout)] {
-            if let Some(e) = e {
-                check_evaluation(field, e)?;
-            }
-        }
-        for (i, e) in self.leaders.iter().enumerate() {
-            check_evaluation(&format!("leaders[{i}]"), e)?;
-        }
-        for (i, e) in self.holdout.results.iter().enumerate() {
-            if let Some(e) = e {
-                check_evaluation(&format!("holdout.results[{i}]"), e)?;
-            }
+        Ok(())
+    }
+
+    /// Genome `i` is valid, due for re-scoring only on its next seed group, and its screening
+    /// and full evaluations are of it.
+    fn check_slot(&self, i: usize) -> std::result::Result<(), String> {
+        let genome = &self.population[i];
+        genome
+            .validate()
+            .map_err(|m| format!("field `population[{i}]`: {m}"))?;
+        if let Some(group) = self.reevaluate[i] {
+            self.check_reevaluation(i, group)?;
         }
         for (field, stage, state) in [
             ("full", Stage::Full, &self.full),
             ("screen", Stage::Screen, &self.screen),
-            ("holdout", Stage::Holdout, &self.holdout),
         ] {
-            let protocol = self.protocol(stage);
-            let tasks: Vec<String> = protocol.as_ref().map_or(Vec::new(), |p| {
-                p.tasks.iter().map(|t| t.name.clone()).collect()
-            });
-            if let Some(b) = &state.baseline {
-                let names: Vec<String> = b.iter().map(|t| t.task.clone()).collect();
-                if names != tasks {
-                    return Err(format!(
-                        "field `{field}.baseline`: scores for tasks {names:?}, but the protocol's tasks are {tasks:?}"
-                    ));
-                }
-                // Adam is trained on whole seed groups, every task alike.
-                let seeds = protocol.as_ref().map_or(1, |p| p.seeds as usize);
-                let runs: Vec<usize> = b.iter().map(|t| t.runs.len()).collect();
-                if runs
-                    .iter()
-                    .any(|&r| r == 0 || r % seeds != 0 || r != runs[0])
-                {
-                    return Err(format!(
-                        "field `{field}.baseline`: {runs:?} runs per task; allowed: the same whole number of seed groups ({seeds} runs each) for every task"
-                    ));
-                }
-                crate::train::fitness::check_baseline(b)
-                    .map_err(|m| format!("field `{field}.baseline`: {m}"))?;
+            let Some(e) = &state.results[i] else { continue };
+            let field = format!("{field}.results[{i}]");
+            check_evaluation(&field, e)?;
+            let pruned = stage == Stage::Full && e.stage == Stage::Pruned;
+            if e.hash != genome.hash() || (e.stage != stage && !pruned) {
+                return Err(format!(
+                    "field `{field}`: a {} evaluation of genome {}, but population[{i}] is {}",
+                    e.stage.name(),
+                    e.hash,
+                    genome.hash()
+                ));
             }
-            for (hash, score) in &state.memo {
-                check_score(&format!("{field}.memo.{hash}"), score)?;
+        }
+        Ok(())
+    }
+
+    /// A stage's baseline covers its protocol's tasks on whole seed groups and is usable; its
+    /// memo holds finite scores.
+    fn check_stage(
+        &self,
+        field: &str,
+        stage: Stage,
+        state: &StageState,
+    ) -> std::result::Result<(), String> {
+        let protocol = self.protocol(stage);
+        let tasks: Vec<String> = protocol.as_ref().map_or(Vec::new(), |p| {
+            p.tasks.iter().map(|t| t.name.clone()).collect()
+        });
+        if let Some(b) = &state.baseline {
+            let names: Vec<String> = b.iter().map(|t| t.task.clone()).collect();
+            if names != tasks {
+                return Err(format!(
+                    "field `{field}.baseline`: scores for tasks {names:?}, but the protocol's tasks are {tasks:?}"
+                ));
             }
+            // Adam is trained on whole seed groups, every task alike.
+            let seeds = protocol.as_ref().map_or(1, |p| p.seeds as usize);
+            let runs: Vec<usize> = b.iter().map(|t| t.runs.len()).collect();
+            if runs
+                .iter()
+                .any(|&r| r == 0 || r % seeds != 0 || r != runs[0])
+            {
+                return Err(format!(
+                    "field `{field}.baseline`: {runs:?} runs per task; allowed: the same whole number of seed groups ({seeds} runs each) for every task"
+                ));
+            }
+            crate::train::fitness::check_baseline(b)
+                .map_err(|m| format!("field `{field}.baseline`: {m}"))?;
+        }
+        for (hash, score) in &state.memo {
+            check_score(&format!("{field}.memo.{hash}"), score)?;
         }
         Ok(())
     }

@@ -3,8 +3,9 @@
 //! It takes a slice, not one genome, so that stacked candidates slot in behind this one function:
 //! it trains up to `batch_candidates` of them side by side in one stacked network. Fan-out over
 //! processes, devices and machines is the `executor`'s, one level up.
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::genome::{adam_baseline, Genome};
+use crate::train::baseline;
 use crate::train::data::{Dataset, DatasetKind};
 use crate::train::fitness::{Score, TaskScore};
 use crate::train::prune::Pruning;
@@ -135,22 +136,13 @@ impl Evaluator {
     /// kept.
     pub fn baseline_through(&mut self, group: u64) -> Result<Vec<TaskScore>> {
         let seeds = self.protocol.seeds as usize;
-        loop {
-            let have = self
-                .baseline
-                .as_ref()
-                .map_or(0, |b| b[0].runs.len() / seeds) as u64;
-            if have > group {
-                break;
-            }
-            let more = self.task_scores_many(&[adam_baseline()], have)?.remove(0);
-            crate::train::fitness::check_baseline(&more).map_err(Error::Usage)?;
-            self.baseline = Some(match self.baseline.take() {
-                None => more,
-                Some(b) => b.into_iter().zip(more).map(|(b, m)| b.merged(m)).collect(),
-            });
-        }
-        Ok(self.baseline.clone().expect("just set"))
+        let mut baseline = self.baseline.take();
+        let extended = baseline::extend(&mut baseline, group, seeds, |g| {
+            Ok(self.task_scores_many(&[adam_baseline()], g)?.remove(0))
+        });
+        self.baseline = baseline;
+        extended?;
+        Ok(self.baseline.clone().expect("just extended"))
     }
 
     /// Adam's scores on the protocol's own seeds (group 0).
@@ -162,21 +154,16 @@ impl Evaluator {
     /// its task scores on that group alone.
     pub fn train_group(&mut self, genomes: &[Genome], group: u64) -> Result<Vec<Vec<TaskScore>>> {
         let baseline = self.baseline_through(group)?;
-        let adam = adam_baseline().hash();
         let to_train: Vec<Genome> = genomes
             .iter()
-            .filter(|g| g.hash() != adam)
+            .filter(|g| baseline::trains(g))
             .cloned()
             .collect();
-        let mut trained = self.task_scores_many(&to_train, group)?.into_iter();
+        let trained = self.task_scores_many(&to_train, group)?;
         let seeds = self.protocol.seeds as usize;
-        Ok(genomes
-            .iter()
-            .map(|g| match g.hash() == adam {
-                true => baseline_group(&baseline, group, seeds),
-                false => trained.next().expect("one per genome trained"),
-            })
-            .collect())
+        Ok(baseline::with_adam(
+            genomes, &baseline, group, seeds, trained,
+        ))
     }
 
     /// Scores each genome on the protocol's seeds against the Adam baseline.
@@ -188,13 +175,4 @@ impl Evaluator {
             .map(|tasks| Score::new(tasks, &baseline))
             .collect())
     }
-}
-
-/// Adam's runs of seed group `group` alone, as a genome trained on that group would have them.
-pub fn baseline_group(baseline: &[TaskScore], group: u64, seeds: usize) -> Vec<TaskScore> {
-    let skip = group as usize * seeds;
-    baseline
-        .iter()
-        .map(|t| TaskScore::from_runs(&t.task, t.runs[skip..skip + seeds].to_vec()))
-        .collect()
 }

@@ -189,9 +189,7 @@ pub fn train_stacked(
     let k = genomes.len();
     let mut trainer = Trainer::new(task, genomes, seed, data, device);
     let losses = Tensor::zeros([task.steps as i64, k as i64], (Kind::Float, device));
-    let mut curves: Vec<Vec<f32>> = vec![Vec::with_capacity(task.steps as usize); k];
-    let mut diverged = vec![false; k];
-    let mut pruned = vec![false; k];
+    let mut members = Members::new(k, task.steps);
     let checkpoint = |done: u64| bar.and_then(|b| b.limit_at(done)).is_some();
     let mut checked = 0u64;
     for s in 0..task.steps {
@@ -212,32 +210,99 @@ pub fn train_stacked(
             )
             .expect("float losses");
             checked = done;
-            for (member, curve) in curves.iter_mut().enumerate() {
-                if diverged[member] || pruned[member] {
-                    continue;
-                }
-                for row in fresh.chunks(k) {
-                    let loss = row[member];
-                    if !loss.is_finite() || loss as f64 > DIVERGED_LOSS {
-                        diverged[member] = true;
-                        break;
-                    }
-                    curve.push(loss);
-                }
-                pruned[member] = !diverged[member] && bar.is_some_and(|b| b.fails(done, curve));
-            }
+            members.read(&fresh, done, bar);
             on_step(done);
             // Members pruned in a stack that goes on keep their curve (and steps) as pruned.
-            if (0..k).all(|m| diverged[m] || pruned[m]) {
+            if members.all_stopped() {
                 break;
             }
         }
     }
     let train_seconds = start.elapsed().as_secs_f64();
-    let all_diverged = diverged.iter().all(|&d| d);
+    let all_diverged = members.diverged.iter().all(|&d| d);
+    let (scored, test) = score_members(&trainer.model, task, data, k, all_diverged, report_test)?;
+    let seconds = start.elapsed().as_secs_f64();
+    let Members {
+        curves,
+        diverged,
+        pruned,
+    } = members;
+    let zero_if_diverged = |member: usize, acc: f64| if diverged[member] { 0.0 } else { acc };
+    Ok(curves
+        .into_iter()
+        .enumerate()
+        .map(|(member, losses)| RunMetrics {
+            seed,
+            val_acc: zero_if_diverged(member, scored[member]),
+            test_acc: test.as_ref().map(|t| zero_if_diverged(member, t[member])),
+            fitness: None,
+            steps: losses.len() as u64,
+            losses,
+            diverged: diverged[member],
+            pruned: pruned[member],
+            seconds,
+            train_seconds,
+        })
+        .collect())
+}
+
+/// Each member's loss curve as read back from the device, and whether it diverged or was pruned
+/// (its curve stops there).
+struct Members {
+    curves: Vec<Vec<f32>>,
+    diverged: Vec<bool>,
+    pruned: Vec<bool>,
+}
+
+impl Members {
+    fn new(k: usize, steps: u64) -> Members {
+        Members {
+            curves: vec![Vec::with_capacity(steps as usize); k],
+            diverged: vec![false; k],
+            pruned: vec![false; k],
+        }
+    }
+
+    /// Takes in the losses of the steps since the last read-back (`fresh`: one row of K losses a
+    /// step), now `done` steps in: a non-finite or huge loss marks its member diverged, a member
+    /// behind its pruning bar at `done` is pruned.
+    fn read(&mut self, fresh: &[f32], done: u64, bar: Option<&Bar>) {
+        let k = self.curves.len();
+        for (member, curve) in self.curves.iter_mut().enumerate() {
+            if self.diverged[member] || self.pruned[member] {
+                continue;
+            }
+            for row in fresh.chunks(k) {
+                let loss = row[member];
+                if !loss.is_finite() || loss as f64 > DIVERGED_LOSS {
+                    self.diverged[member] = true;
+                    break;
+                }
+                curve.push(loss);
+            }
+            self.pruned[member] =
+                !self.diverged[member] && bar.is_some_and(|b| b.fails(done, curve));
+        }
+    }
+
+    fn all_stopped(&self) -> bool {
+        (0..self.curves.len()).all(|m| self.diverged[m] || self.pruned[m])
+    }
+}
+
+/// Each member's accuracy on the task's scoring split and, with `report_test`, on the test set
+/// (zeros, unmeasured, when every member diverged).
+fn score_members(
+    model: &Net,
+    task: &Task,
+    data: &Dataset,
+    k: usize,
+    all_diverged: bool,
+    report_test: bool,
+) -> Result<(Vec<f64>, Option<Vec<f64>>)> {
     let measure = |(x, y): (Tensor, Tensor)| match all_diverged {
         true => Ok(vec![0.0; k]),
-        false => accuracy(&trainer.model, data, &x, &y, task.score_batch),
+        false => accuracy(model, data, &x, &y, task.score_batch),
     };
     let scored = measure(task.scoring_split(data))?;
     // Scored on the whole test set already: that is the test accuracy.
@@ -250,22 +315,7 @@ pub fn train_stacked(
             data.test_y.shallow_clone(),
         ))?),
     };
-    let seconds = start.elapsed().as_secs_f64();
-    let zero_if_diverged = |member: usize, acc: f64| if diverged[member] { 0.0 } else { acc };
-    Ok((0..k)
-        .map(|member| RunMetrics {
-            seed,
-            val_acc: zero_if_diverged(member, scored[member]),
-            test_acc: test.as_ref().map(|t| zero_if_diverged(member, t[member])),
-            fitness: None,
-            steps: curves[member].len() as u64,
-            losses: std::mem::take(&mut curves[member]),
-            diverged: diverged[member],
-            pruned: pruned[member],
-            seconds,
-            train_seconds,
-        })
-        .collect())
+    Ok((scored, test))
 }
 
 /// Mean cross-entropy of each member, `[K]`, from logits `[K, N, classes]`.

@@ -56,7 +56,7 @@ pub fn preflight(config: &ExecutorConfig) -> Result<()> {
 pub fn build(config: &ExecutorConfig, launch: Launch) -> Result<Box<dyn Executor>> {
     Ok(match config.kind {
         ExecutorKind::Local => Box::new(Local {
-            trainer: Trainer::new(launch.device, &launch.data_root, launch.on_steps),
+            trainer: ItemTrainer::new(launch.device, &launch.data_root, launch.on_steps),
         }),
         ExecutorKind::Workers => {
             let launcher = workers::Workers::new(config, &launch);
@@ -71,16 +71,16 @@ pub fn build(config: &ExecutorConfig, launch: Launch) -> Result<Box<dyn Executor
 
 /// Trains items in this process, keeping one evaluator (and each dataset, on the device) per
 /// protocol across items.
-pub struct Trainer {
+pub struct ItemTrainer {
     device: Device,
     root: PathBuf,
     on_steps: Option<Rc<dyn Fn(u64, u64)>>,
     evaluators: HashMap<String, Evaluator>,
 }
 
-impl Trainer {
-    pub fn new(device: Device, root: &Path, on_steps: Option<Rc<dyn Fn(u64, u64)>>) -> Trainer {
-        Trainer {
+impl ItemTrainer {
+    pub fn new(device: Device, root: &Path, on_steps: Option<Rc<dyn Fn(u64, u64)>>) -> ItemTrainer {
+        ItemTrainer {
             device,
             root: root.to_path_buf(),
             on_steps,
@@ -115,7 +115,7 @@ impl Trainer {
 
 /// Every window in this process, one after the other (the default).
 pub struct Local {
-    trainer: Trainer,
+    trainer: ItemTrainer,
 }
 
 impl Executor for Local {

@@ -186,43 +186,7 @@ impl Remote {
             if let Some(signal) = crate::interrupt::requested() {
                 return Err(Error::Interrupted(signal));
             }
-            // States first, results second: a task seen ended whose result is still missing
-            // really ended without it.
-            let states = self.launcher.states()?;
-            let mut failed: Vec<(Running, String)> = Vec::new();
-            running.retain(|r| match states.get(&(r.job.clone(), r.task)) {
-                Some(s) if s.active => true,
-                s => {
-                    let state = s.map_or("ended".to_string(), |s| s.state.clone());
-                    failed.push((r.clone(), state));
-                    false
-                }
-            });
-            let mut again: Vec<String> = Vec::new();
-            for (task, state) in failed {
-                for key in &task.keys {
-                    let item = items.iter().find(|i| i.key() == *key);
-                    let Some(item) = item.filter(|i| dir.read_result(i).is_none()) else {
-                        continue;
-                    };
-                    let tries = attempts.entry(key.clone()).or_insert(0);
-                    *tries += 1;
-                    if *tries > self.retries {
-                        return Err(self.gave_up(&task, &state, item));
-                    }
-                    eprintln!(
-                        "{} job {} task {} ended ({state}) without the result of {key}; resubmitting (retry {tries} of {}); log: {}",
-                        self.launcher.name(),
-                        task.job,
-                        task.task,
-                        self.retries,
-                        self.launcher.log(&task.job, task.task).display()
-                    );
-                    if !again.contains(key) {
-                        again.push(key.clone());
-                    }
-                }
-            }
+            let again = self.ended_without_results(dir, items, running, &mut attempts)?;
             if !again.is_empty() {
                 let resubmitted = self.submit(dir, batch, &again)?;
                 running.extend(resubmitted);
@@ -231,10 +195,59 @@ impl Remote {
         }
     }
 
+    /// Drops the tasks of `running` that ended, and returns the keys of their items still
+    /// without a result, to resubmit: counted in `attempts`, an error once one is past `retries`.
+    /// States first, results second: a task seen ended whose result is still missing really
+    /// ended without it.
+    fn ended_without_results(
+        &mut self,
+        dir: &BatchDir,
+        items: &[WorkItem],
+        running: &mut Vec<Running>,
+        attempts: &mut HashMap<String, u32>,
+    ) -> Result<Vec<String>> {
+        let states = self.launcher.states()?;
+        let mut failed: Vec<(Running, String)> = Vec::new();
+        running.retain(|r| match states.get(&(r.job.clone(), r.task)) {
+            Some(s) if s.active => true,
+            s => {
+                let state = s.map_or("ended".to_string(), |s| s.state.clone());
+                failed.push((r.clone(), state));
+                false
+            }
+        });
+        let mut again: Vec<String> = Vec::new();
+        for (task, state) in failed {
+            for key in &task.keys {
+                let item = items.iter().find(|i| i.key() == *key);
+                let Some(item) = item.filter(|i| dir.read_result(i).is_none()) else {
+                    continue;
+                };
+                let tries = attempts.entry(key.clone()).or_insert(0);
+                *tries += 1;
+                if *tries > self.retries {
+                    return Err(self.gave_up(&task, &state, item));
+                }
+                eprintln!(
+                    "{} job {} task {} ended ({state}) without the result of {key}; resubmitting (retry {tries} of {}); log: {}",
+                    self.launcher.name(),
+                    task.job,
+                    task.task,
+                    self.retries,
+                    self.launcher.log(&task.job, task.task).display()
+                );
+                if !again.contains(key) {
+                    again.push(key.clone());
+                }
+            }
+        }
+        Ok(again)
+    }
+
     fn gave_up(&self, task: &Running, state: &str, item: &WorkItem) -> Error {
         let genomes: Vec<String> = item.genomes.iter().map(|g| g.label()).collect();
         let log = self.launcher.log(&task.job, task.task);
-        Error::Usage(format!(
+        Error::Stopped(format!(
             "{} job {} task {} ended ({state}) without its results after {} retries; log: {}; it held genome(s) {} (seed group {}). Progress is saved: fix the cause and resume with `evolve --resume {}`. The log ends:\n{}",
             self.launcher.name(),
             task.job,

@@ -1,7 +1,7 @@
 //! `evolve worker`: trains the work items of one task of a job (a Slurm array task, or one
 //! local worker process) and writes each result atomically into the run directory. It never
 //! touches the checkpoint or the history: only the driver, holding the run lock, merges.
-use super::{BatchDir, Trainer, WorkItem};
+use super::{BatchDir, ItemTrainer, WorkItem};
 use crate::error::{Error, Result};
 use crate::fsutil::{parse_json, read_to_string, refuse_link, write_json_confined};
 use std::path::PathBuf;
@@ -57,7 +57,7 @@ pub fn work(args: &WorkerArgs) -> Result<()> {
         .collect::<Result<Vec<WorkItem>>>()?;
     dir.prepare_results(keys)?;
     let root = crate::train::data::resolve_root(args.data_dir.as_deref());
-    let mut trainer = Trainer::new(args.device, &root, None);
+    let mut trainer = ItemTrainer::new(args.device, &root, None);
     // A local worker whose driver died (SIGKILL) stops after its current item.
     let parent = std::os::unix::process::parent_id();
     for (key, item) in keys.iter().zip(&items) {
@@ -66,7 +66,7 @@ pub fn work(args: &WorkerArgs) -> Result<()> {
             continue;
         }
         if std::os::unix::process::parent_id() != parent {
-            return Err(Error::Usage(
+            return Err(Error::Stopped(
                 "the process that started this worker is gone; stopping".into(),
             ));
         }

@@ -14,13 +14,13 @@ pub struct Workers {
     program: PathBuf,
     data_root: PathBuf,
     /// One slot per worker: the device it trains on and the task it runs.
-    slots: Vec<(String, Option<Task>)>,
-    queue: VecDeque<Task>,
+    slots: Vec<(String, Option<JobTask>)>,
+    queue: VecDeque<JobTask>,
     ended: HashMap<(String, usize), TaskState>,
     submitted: usize,
 }
 
-struct Task {
+struct JobTask {
     job: String,
     task: usize,
     batch: String,
@@ -95,7 +95,7 @@ impl Launcher for Workers {
         self.submitted += 1;
         let job = format!("{}-{}", std::process::id(), self.submitted);
         for task in 0..tasks {
-            self.queue.push_back(Task {
+            self.queue.push_back(JobTask {
                 job: job.clone(),
                 task,
                 batch: batch.to_string(),
