@@ -174,7 +174,7 @@ fn evaluations(b: &Bench, precisions: &[String]) -> (f64, f64) {
                 .collect(),
         );
         let seconds = b.load + median(results.iter().map(|r| r.seconds).collect());
-        let acc = median(results.iter().map(|r| r.val_acc).collect());
+        let acc = median(results.iter().map(|r| r.score_acc).collect());
         if precision == Precision::Fp32 && layout == Layout::ChannelsLast {
             default = (rate, seconds);
         }

@@ -170,7 +170,7 @@ proptest! {
         let task = |name: &str, fitness: f64| {
             TaskScore::from_runs(name, vec![RunMetrics {
                 seed: 1,
-                val_acc: fitness.max(0.0),
+                score_acc: fitness.max(0.0),
                 test_acc: None,
                 fitness: None,
                 losses: Vec::new(),

@@ -234,7 +234,7 @@ fn a_diverging_member_does_not_leak_into_the_others() {
     let runs = train_stacked(&task(), &genomes, 4, &data, false, None, &|_| {}).unwrap();
     assert!(runs[1].diverged && !runs[0].diverged && !runs[2].diverged);
     assert_eq!((runs[0].steps, runs[2].steps), (STEPS, STEPS));
-    assert!(runs[0].val_acc > 0.0 && runs[1].val_acc == 0.0);
+    assert!(runs[0].score_acc > 0.0 && runs[1].score_acc == 0.0);
 
     let (losses, vars) = train(&genomes, &data, Kind::Double);
     assert_eq!(

@@ -40,8 +40,8 @@ fn same_seed_same_genome_gives_identical_runs_on_cpu() {
     let a = train_run(&task(40), &g, 5, &data, &|_| {}).unwrap();
     let b = train_run(&task(40), &g, 5, &data, &|_| {}).unwrap();
     assert_eq!(
-        (a.losses.clone(), a.val_acc, a.steps),
-        (b.losses.clone(), b.val_acc, b.steps)
+        (a.losses.clone(), a.score_acc, a.steps),
+        (b.losses.clone(), b.score_acc, b.steps)
     );
     let c = train_run(&task(40), &g, 6, &data, &|_| {}).unwrap();
     assert_ne!(a.losses, c.losses, "another seed, another run");
@@ -63,9 +63,9 @@ fn adam_learns_the_synthetic_task() {
     assert!(!run.diverged);
     assert_eq!(run.steps, 80);
     assert!(
-        run.val_acc > 0.3,
+        run.score_acc > 0.3,
         "accuracy {} should beat chance (0.1) clearly",
-        run.val_acc
+        run.score_acc
     );
     assert!(run.losses[79] < run.losses[0]);
 }
@@ -89,7 +89,7 @@ fn a_diverging_genome_is_stopped_and_scored_minus_one() {
 fn fitness_is_the_published_formula() {
     let run = |acc: f64, losses: Vec<f32>, diverged| RunMetrics {
         seed: 0,
-        val_acc: acc,
+        score_acc: acc,
         test_acc: None,
         fitness: None,
         steps: losses.len() as u64,
@@ -122,7 +122,8 @@ fn fitness_is_the_published_formula() {
         ],
     );
     assert!(
-        (two.val_acc_mean - 0.5).abs() < 1e-12 && (two.val_acc_std - 0.02f64.sqrt()).abs() < 1e-12
+        (two.score_acc_mean - 0.5).abs() < 1e-12
+            && (two.score_acc_std - 0.02f64.sqrt()).abs() < 1e-12
     );
 }
 
@@ -280,7 +281,7 @@ fn bf16_mixed_precision_learns_reproducibly_and_changes_results() {
     let a = train_run(&bf16, &adam_baseline(), 1, &data, &|_| {}).unwrap();
     let b = train_run(&bf16, &adam_baseline(), 1, &data, &|_| {}).unwrap();
     assert_eq!(a.losses, b.losses);
-    assert!(a.val_acc > 0.3, "bf16 accuracy {}", a.val_acc);
+    assert!(a.score_acc > 0.3, "bf16 accuracy {}", a.score_acc);
     let fp32 = train_run(&task(80), &adam_baseline(), 1, &data, &|_| {}).unwrap();
     assert_ne!(
         a.losses, fp32.losses,
@@ -365,15 +366,15 @@ fn scoring_on_the_test_set_reports_the_test_accuracy_it_scored() {
     let t = task(20);
     // Its accuracy is the test set's, so the test accuracy it reports is the same number.
     let run = train_run(&t, &adam_baseline(), 7, &data, &|_| {}).unwrap();
-    assert_eq!(run.test_acc, Some(run.val_acc));
+    assert_eq!(run.test_acc, Some(run.score_acc));
     // Scored on part of the test set, it still reports the whole test set's accuracy.
     let part = Task {
         score_images: Some(50),
         ..t.clone()
     };
     let partly = train_run(&part, &adam_baseline(), 7, &data, &|_| {}).unwrap();
-    assert_eq!(partly.test_acc, Some(run.val_acc));
-    let hits = partly.val_acc * 50.0;
+    assert_eq!(partly.test_acc, Some(run.score_acc));
+    let hits = partly.score_acc * 50.0;
     assert!(
         (hits - hits.round()).abs() < 1e-9,
         "scored on 50 images: {hits}"
@@ -383,7 +384,7 @@ fn scoring_on_the_test_set_reports_the_test_accuracy_it_scored() {
         ..t
     };
     let run = train_run(&held, &adam_baseline(), 7, &data, &|_| {}).unwrap();
-    assert!(run.test_acc.is_some_and(|t| t > 0.0) && run.val_acc > 0.0);
+    assert!(run.test_acc.is_some_and(|t| t > 0.0) && run.score_acc > 0.0);
 }
 
 #[test]
@@ -430,7 +431,7 @@ fn screening_scores_every_genome_on_the_same_first_images_of_the_split() {
     let whole = Evaluator::new(&full, Device::Cpu, _dir.path()).unwrap();
     let mut evaluator = whole.with_protocol(fidelity.screening(&full));
     let scores = evaluator.evaluate(&[shipped("lion")]).unwrap();
-    let acc = scores[0].tasks[0].val_acc_mean * 50.0;
+    let acc = scores[0].tasks[0].score_acc_mean * 50.0;
     assert!(
         (acc - acc.round()).abs() < 1e-9,
         "accuracy counted over 50 images: {acc}"
@@ -454,8 +455,8 @@ fn a_run_behind_its_bar_stops_there_and_a_bar_it_clears_changes_nothing() {
         limits: vec![(10, f64::INFINITY), (20, f64::INFINITY)],
     }));
     assert_eq!(
-        (cleared.losses.clone(), cleared.val_acc),
-        (free.losses.clone(), free.val_acc)
+        (cleared.losses.clone(), cleared.score_acc),
+        (free.losses.clone(), free.score_acc)
     );
     assert!(!cleared.pruned && !free.pruned);
     let stopped = run(Some(&Bar {

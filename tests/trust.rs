@@ -161,7 +161,7 @@ fn fabricated_run(f: &Fixture, dir: &std::path::Path) -> Genome {
     let score = |fitness: f64| {
         let run = RunMetrics {
             seed: 1,
-            val_acc: fitness,
+            score_acc: fitness,
             test_acc: None,
             fitness: None,
             losses: Vec::new(),

@@ -51,12 +51,12 @@ impl TermKind {
 
     /// Whether the term reads the first moment `m` (Lion keeps its own).
     pub fn needs_m(self) -> bool {
-        self.decl().reads_m
+        self.decl().state.contains(&"m")
     }
 
     /// Whether the term reads the second moment `v`.
     pub fn needs_v(self) -> bool {
-        self.decl().reads_v
+        self.decl().state.contains(&"v")
     }
 }
 
@@ -133,8 +133,9 @@ pub struct TermDecl {
     pub paper: Paper,
     /// What this term's form takes from its paper, when it is not the paper's rule as a whole.
     pub note: &'static str,
-    pub reads_m: bool,
-    pub reads_v: bool,
+    /// The per-parameter state the term reads: the moments `m` and `v`, and Lion's own
+    /// momentum `lion_m` (which the term also advances).
+    pub state: &'static [&'static str],
     pub columns: &'static [Column],
     /// `weight · T` for every member, from `Inputs`.
     pub tensor: fn(&mut Inputs) -> Tensor,
@@ -206,8 +207,7 @@ pub static TERMS: [TermDecl; 11] = [
         formula: "g",
         paper: MARFINETZ_2025,
         note: "",
-        reads_m: false,
-        reads_v: false,
+        state: &[],
         columns: WEIGHT,
         tensor: |x| x.grad * x.col("weight"),
         python: "c.grad",
@@ -218,8 +218,7 @@ pub static TERMS: [TermDecl; 11] = [
         formula: "m̂",
         paper: MARFINETZ_2025,
         note: "",
-        reads_m: true,
-        reads_v: false,
+        state: &["m"],
         columns: &[Column {
             name: "weight",
             value: |m| m.weight / m.correction(m.beta1),
@@ -233,8 +232,7 @@ pub static TERMS: [TermDecl; 11] = [
         formula: "g / (√v̂ + ε)",
         paper: MARFINETZ_2025,
         note: "",
-        reads_m: false,
-        reads_v: true,
+        state: &["v"],
         columns: WEIGHT,
         tensor: |x| x.grad / x.rms_denom.expect("computed when used") * x.col("weight"),
         python: "c.grad / c.denom",
@@ -245,8 +243,7 @@ pub static TERMS: [TermDecl; 11] = [
         formula: "m̂ / (√v̂ + ε) (RAdam-rectified with `radam`)",
         paper: MARFINETZ_2025,
         note: "RAdam-rectified with the `radam` modifier (Liu et al. 2020, arXiv:1908.03265)",
-        reads_m: true,
-        reads_v: true,
+        state: &["m", "v"],
         columns: &[
             // The rectified step while RAdam's variance is tractable, else 0 (momentum phase).
             Column {
@@ -281,8 +278,7 @@ pub static TERMS: [TermDecl; 11] = [
         formula: "sign(g)",
         paper: MARFINETZ_2025,
         note: "",
-        reads_m: false,
-        reads_v: false,
+        state: &[],
         columns: WEIGHT,
         tensor: |x| x.grad.sign() * x.col("weight"),
         python: "c.grad.sign()",
@@ -293,8 +289,7 @@ pub static TERMS: [TermDecl; 11] = [
         formula: "g / (|g| + ε)",
         paper: MARFINETZ_2025,
         note: "",
-        reads_m: false,
-        reads_v: false,
+        state: &[],
         columns: WEIGHT,
         tensor: |x| x.grad / (x.grad.abs() + x.eps) * x.col("weight"),
         python: "c.grad / (c.grad.abs() + c.eps)",
@@ -305,8 +300,7 @@ pub static TERMS: [TermDecl; 11] = [
         formula: "m̂ + 0.9·(g − m̂)",
         paper: MARFINETZ_2025,
         note: "0.9 constant, as published",
-        reads_m: true,
-        reads_v: false,
+        state: &["m"],
         // m̂ + 0.9·(g − m̂) = 0.1·m̂ + 0.9·g
         columns: &[
             Column {
@@ -327,8 +321,7 @@ pub static TERMS: [TermDecl; 11] = [
         formula: "sign(m)",
         paper: BERNSTEIN_2018,
         note: "Signum",
-        reads_m: true,
-        reads_v: false,
+        state: &["m"],
         columns: WEIGHT,
         tensor: |x| x.m().sign() * x.col("weight"),
         python: "c.m.sign()",
@@ -339,8 +332,7 @@ pub static TERMS: [TermDecl; 11] = [
         formula: "sign(β1·c + (1−β1)·g), then c ← β2·c + (1−β2)·g",
         paper: CHEN_2023,
         note: "Lion",
-        reads_m: false,
-        reads_v: false,
+        state: &["lion_m"],
         columns: &[
             Column {
                 name: "weight",
@@ -372,8 +364,7 @@ pub static TERMS: [TermDecl; 11] = [
         formula: "(1 + d_t·sign(g)·sign(m))·g",
         paper: BELLO_2017,
         note: "AddSign",
-        reads_m: true,
-        reads_v: false,
+        state: &["m"],
         columns: WEIGHT,
         // sign(g)·g = |g|, so (1 + d·sign(g)·sign(m))·g = g + d·|g|·sign(m).
         tensor: |x| (x.grad + x.grad.abs() * x.m().sign() * x.sign_decay) * x.col("weight"),
@@ -385,8 +376,7 @@ pub static TERMS: [TermDecl; 11] = [
         formula: "e^(d_t·sign(g)·sign(m))·g",
         paper: BELLO_2017,
         note: "PowerSign",
-        reads_m: true,
-        reads_v: false,
+        state: &["m"],
         columns: WEIGHT,
         tensor: |x| {
             (x.grad.sign() * x.m().sign() * x.sign_decay).exp() * x.grad * x.col("weight")
@@ -394,6 +384,18 @@ pub static TERMS: [TermDecl; 11] = [
         python: "torch.exp(c.d_t * c.grad.sign() * c.m.sign()) * c.grad",
     },
 ];
+
+/// The `READS` dictionary of the exported optimizer: the state each kind reads.
+pub fn python_reads() -> String {
+    let entries: Vec<String> = TERMS
+        .iter()
+        .map(|decl| {
+            let state: Vec<String> = decl.state.iter().map(|k| format!("\"{k}\", ")).collect();
+            format!("    \"{}\": ({}),\n", decl.name, state.concat().trim_end())
+        })
+        .collect();
+    format!("{{\n{}}}", entries.concat())
+}
 
 /// The `TERMS` dictionary of the exported optimizer: one function of `c` per kind.
 pub fn python_table() -> String {

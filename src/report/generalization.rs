@@ -27,9 +27,12 @@ pub struct Row {
 pub struct HeldOutTask {
     pub task: String,
     pub vs_adam: f64,
-    pub val_acc: f64,
+    /// Accuracy on the held-out protocol's scoring split (`val_acc` in `report --json`).
+    #[serde(rename = "val_acc")]
+    pub score_acc: f64,
     pub test_acc: Option<f64>,
-    pub adam_val_acc: f64,
+    #[serde(rename = "adam_val_acc")]
+    pub adam_score_acc: f64,
     pub adam_test_acc: Option<f64>,
 }
 
@@ -80,9 +83,9 @@ pub fn generalization(cp: &Checkpoint) -> Option<Generalization> {
                         .map(|(t, a)| HeldOutTask {
                             task: t.task.clone(),
                             vs_adam: t.fitness / a.first_runs(t.runs.len()).fitness,
-                            val_acc: t.val_acc_mean,
+                            score_acc: t.score_acc_mean,
                             test_acc: t.test_acc_mean,
-                            adam_val_acc: a.val_acc_mean,
+                            adam_score_acc: a.score_acc_mean,
                             adam_test_acc: a.test_acc_mean,
                         })
                         .collect()

@@ -50,8 +50,8 @@ pub fn replay_table(doc: &ReplayDocument) -> String {
                 "{:<28} {:<10} {:>7.2}% ± {:>5.2} {:>8} {:>8.4} {:>+9.4} {:>+7.1}% {:>7.1}s{}\n",
                 truncate(&entry.name, 28),
                 truncate(&t.task, 10),
-                100.0 * t.val_acc_mean,
-                100.0 * t.val_acc_std,
+                100.0 * t.score_acc_mean,
+                100.0 * t.score_acc_std,
                 percent(t.test_acc_mean),
                 t.fitness,
                 t.fitness - b.fitness,
@@ -124,9 +124,9 @@ pub fn generalization_markdown(g: &Generalization) -> String {
                     "{} {:.3}×, {:.2}%, test {} ({:.2}%, test {})",
                     t.task,
                     t.vs_adam,
-                    100.0 * t.val_acc,
+                    100.0 * t.score_acc,
                     percent(t.test_acc),
-                    100.0 * t.adam_val_acc,
+                    100.0 * t.adam_score_acc,
                     percent(t.adam_test_acc)
                 )
             })
@@ -300,7 +300,7 @@ fn summary_baselines(cp: &Checkpoint) -> String {
         for t in &score.tasks {
             s += &format!(
                 " {:.2}% | {} |",
-                100.0 * t.val_acc_mean,
+                100.0 * t.score_acc_mean,
                 percent(t.test_acc_mean)
             );
         }
@@ -380,18 +380,40 @@ fn draw_fitness(root: &Area, stats: &[GenerationStats], history: &[Evaluation]) 
         .x_labels(generations.min(25) + 1)
         .x_label_formatter(&integer_label)
         .draw()?;
+    draw_genomes(&mut chart, history)?;
+    draw_generation_lines(&mut chart, stats, generations)?;
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::LowerRight)
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK)
+        .draw()
+}
+
+/// The colour of the full protocol's dots and of the best-of-generation line.
+const BLUE_LINE: RGBColor = RGBColor(31, 119, 180);
+
+/// The fitness chart's axes: generations across, fitness vs Adam up.
+type FitnessChart<'a, 'b> = ChartContext<
+    'a,
+    SVGBackend<'b>,
+    Cartesian2d<plotters::coord::types::RangedCoordf64, plotters::coord::types::RangedCoordf64>,
+>;
+
+/// One dot per evaluated genome at its generation: filled for the full protocol, hollow for
+/// screening only.
+fn draw_genomes(chart: &mut FitnessChart, history: &[Evaluation]) -> Drawn {
     let at = |e: &Evaluation| (e.generation as f64, e.score.vs_adam);
-    let blue = RGBColor(31, 119, 180);
     let orange = RGBColor(255, 127, 14);
     chart
         .draw_series(
             history
                 .iter()
                 .filter(|e| e.stage == Stage::Full)
-                .map(|e| Circle::new(at(e), 3, blue.mix(0.45).filled())),
+                .map(|e| Circle::new(at(e), 3, BLUE_LINE.mix(0.45).filled())),
         )?
         .label("a genome, full protocol")
-        .legend(move |(x, y)| Circle::new((x + 10, y), 3, blue.mix(0.45).filled()));
+        .legend(move |(x, y)| Circle::new((x + 10, y), 3, BLUE_LINE.mix(0.45).filled()));
     chart
         .draw_series(
             history
@@ -401,6 +423,15 @@ fn draw_fitness(root: &Area, stats: &[GenerationStats], history: &[Evaluation]) 
         )?
         .label("a genome, screening only")
         .legend(move |(x, y)| Circle::new((x + 10, y), 3, orange.stroke_width(1)));
+    Ok(())
+}
+
+/// The generation's best and mean, and Adam's level.
+fn draw_generation_lines(
+    chart: &mut FitnessChart,
+    stats: &[GenerationStats],
+    generations: usize,
+) -> Drawn {
     let line = |f: fn(&GenerationStats) -> f64| {
         stats
             .iter()
@@ -408,9 +439,11 @@ fn draw_fitness(root: &Area, stats: &[GenerationStats], history: &[Evaluation]) 
             .collect::<Vec<_>>()
     };
     chart
-        .draw_series(LineSeries::new(line(|g| g.best), blue.stroke_width(2)))?
+        .draw_series(LineSeries::new(line(|g| g.best), BLUE_LINE.stroke_width(2)))?
         .label("best of the generation")
-        .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], blue.stroke_width(2)));
+        .legend(move |(x, y)| {
+            PathElement::new(vec![(x, y), (x + 20, y)], BLUE_LINE.stroke_width(2))
+        });
     let grey = RGBColor(127, 127, 127);
     chart
         .draw_series(LineSeries::new(line(|g| g.mean), grey.stroke_width(2)))?
@@ -424,12 +457,7 @@ fn draw_fitness(root: &Area, stats: &[GenerationStats], history: &[Evaluation]) 
         ))?
         .label("Adam = 1.0")
         .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], red));
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::LowerRight)
-        .background_style(WHITE.mix(0.85))
-        .border_style(BLACK)
-        .draw()
+    Ok(())
 }
 
 fn draw_progress(root: &Area, history: &[Evaluation]) -> Drawn {

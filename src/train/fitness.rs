@@ -9,7 +9,7 @@ pub const LOSS_BONUS: f64 = 0.05;
 /// The score of a diverged run.
 pub const DIVERGED: f64 = -1.0;
 
-/// Marfinetz 2025: `val_acc + 0.05·max(0, 1 − mean of the last 50 losses)`, −1 if diverged.
+/// Marfinetz 2025: `score_acc + 0.05·max(0, 1 − mean of the last 50 losses)`, −1 if diverged.
 /// A run that kept its fitness but not its loss curve (a stored score) gives the kept value.
 pub fn run_fitness(run: &RunMetrics) -> f64 {
     if let Some(fitness) = run.fitness {
@@ -19,15 +19,18 @@ pub fn run_fitness(run: &RunMetrics) -> f64 {
         return DIVERGED;
     }
     let mean = crate::train::recent_mean(&run.losses, LOSS_TAIL).unwrap_or(f64::INFINITY);
-    run.val_acc + LOSS_BONUS * (1.0 - mean).max(0.0)
+    run.score_acc + LOSS_BONUS * (1.0 - mean).max(0.0)
 }
 
 /// One genome on one task, over all seeds.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct TaskScore {
     pub task: String,
-    pub val_acc_mean: f64,
-    pub val_acc_std: f64,
+    /// Accuracy on the scoring split over the runs (`val_acc_mean` in files).
+    #[serde(rename = "val_acc_mean")]
+    pub score_acc_mean: f64,
+    #[serde(rename = "val_acc_std")]
+    pub score_acc_std: f64,
     /// Mean test-set accuracy, when every run measured it (reports only; never selected on).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub test_acc_mean: Option<f64>,
@@ -50,13 +53,13 @@ impl TaskScore {
 
     /// Mean and std of accuracy over `runs`, with the given mean fitness.
     fn with_fitness(task: &str, runs: Vec<RunMetrics>, fitness: f64) -> TaskScore {
-        let accs: Vec<f64> = runs.iter().map(|r| r.val_acc).collect();
+        let accs: Vec<f64> = runs.iter().map(|r| r.score_acc).collect();
         let (mean, std) = mean_std(&accs);
         let tests: Option<Vec<f64>> = runs.iter().map(|r| r.test_acc).collect();
         TaskScore {
             task: task.to_string(),
-            val_acc_mean: mean,
-            val_acc_std: std,
+            score_acc_mean: mean,
+            score_acc_std: std,
             test_acc_mean: tests.filter(|t| !t.is_empty()).map(|t| mean_std(&t).0),
             fitness,
             steps: runs.iter().map(|r| r.steps).sum(),
@@ -238,9 +241,9 @@ mod tests {
     fn task(fitness_runs: &[(f64, bool)]) -> TaskScore {
         let runs = fitness_runs
             .iter()
-            .map(|&(val_acc, diverged)| RunMetrics {
+            .map(|&(score_acc, diverged)| RunMetrics {
                 seed: 0,
-                val_acc,
+                score_acc,
                 test_acc: None,
                 fitness: None,
                 losses: vec![2.0; 60],
@@ -277,7 +280,7 @@ mod tests {
         }
         let merged = first.merged(more);
         assert!((merged.fitness - all.fitness).abs() < 1e-15);
-        assert_eq!(merged.val_acc_mean, all.val_acc_mean);
+        assert_eq!(merged.score_acc_mean, all.score_acc_mean);
         assert_eq!(
             merged.first_runs(2).fitness,
             task(&[(0.4, false), (0.6, false)]).fitness

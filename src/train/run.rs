@@ -18,8 +18,9 @@ const CHECK_EVERY: u64 = 25;
 pub struct RunMetrics {
     pub seed: u64,
     /// Accuracy on the scoring split (the validation split, or the test set with `score_on:
-    /// test`); 0 when diverged.
-    pub val_acc: f64,
+    /// test`); 0 when diverged. Files call it `val_acc`, as they always have.
+    #[serde(rename = "val_acc")]
+    pub score_acc: f64,
     /// Accuracy on the official test set, for reports only (measured when asked for).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub test_acc: Option<f64>,
@@ -233,7 +234,7 @@ pub fn train_stacked(
         .enumerate()
         .map(|(member, losses)| RunMetrics {
             seed,
-            val_acc: zero_if_diverged(member, scored[member]),
+            score_acc: zero_if_diverged(member, scored[member]),
             test_acc: test.as_ref().map(|t| zero_if_diverged(member, t[member])),
             fitness: None,
             steps: losses.len() as u64,

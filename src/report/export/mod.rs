@@ -13,7 +13,11 @@ const TEMPLATE: &str = include_str!("pytorch_template.py");
 /// A Python file defining `EvolvedOptimizer(torch.optim.Optimizer)` that implements `genome`
 /// (terms, modifiers, schedule) with its values as constructor defaults.
 pub fn pytorch_source(genome: &Genome, score: Option<&Score>) -> String {
-    let json = serde_json::to_string_pretty(genome).expect("plain data serialises");
+    // One term per kind, as the engine trains it (the published genome lists `sign` and `adam`
+    // twice each): each kind is computed once a step.
+    let mut exported = genome.canonical();
+    exported.name = genome.name.clone();
+    let json = serde_json::to_string_pretty(&exported).expect("plain data serialises");
     let scores = match score {
         Some(s) => {
             let tasks: Vec<String> = s
@@ -23,7 +27,7 @@ pub fn pytorch_source(genome: &Genome, score: Option<&Score>) -> String {
                     format!(
                         "{} val acc {:.2}% fitness {:.4}",
                         t.task,
-                        100.0 * t.val_acc_mean,
+                        100.0 * t.score_acc_mean,
                         t.fitness
                     )
                 })
@@ -38,16 +42,31 @@ pub fn pytorch_source(genome: &Genome, score: Option<&Score>) -> String {
         None => "not scored in this export (exported from a genome file)".to_string(),
     };
     let needs_total = genome.cosine_decay || genome.sign_decay != crate::genome::SignDecay::Off;
+    let shipped = crate::genome::SHIPPED
+        .iter()
+        .map(|(name, _)| *name)
+        .find(|name| crate::genome::shipped(name).hash() == genome.hash());
+    let origin = match (shipped, score) {
+        (Some(name), _) => format!(
+            "the genome `{name}` that evolve ships (genomes/{name}.json), as a PyTorch optimizer."
+        ),
+        (None, Some(_)) => {
+            "an optimizer found by an evolve search; its scores, held out where the run had a held-out protocol, are below.".to_string()
+        }
+        (None, None) => "a genome exported by evolve as a PyTorch optimizer (not scored in this export).".to_string(),
+    };
     let number = |x: f64| format!("{x:?}");
     fill(
         TEMPLATE,
         &[
             ("NAME", python_text(&genome.label())),
+            ("ORIGIN", python_text(&origin)),
             ("DESCRIBE", python_text(&genome.describe())),
             ("HASH", python_text(&genome.hash())),
             ("SCORES", python_text(&scores)),
             ("GENOME_JSON", python_literal(&json)),
             ("TERMS", crate::genome::terms::python_table()),
+            ("READS", crate::genome::terms::python_reads()),
             ("LR", number(genome.lr)),
             ("BETA1", number(genome.beta1)),
             ("BETA2", number(genome.beta2)),
