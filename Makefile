@@ -9,13 +9,20 @@ EVOLVE_DATA_DIR ?= $(abspath $(firstword $(wildcard ../shared/datasets) data))
 export EVOLVE_DATA_DIR
 GENERATIONS ?= 5
 
-.PHONY: evolve test build bootstrap bench
+# Independent optimizer implementations the PyTorch export is tested against, pinned, in the same venv.
+TEST_PACKAGES = lion-pytorch==0.2.5 pytorch-optimizer==4.1.0 numpy==2.4.6
+
+.PHONY: evolve test build bootstrap bench test-packages
 
 evolve: build
 	target/release/evolve --generations $(GENERATIONS) --config configs/quick.json
 
-test: bootstrap
+test: bootstrap test-packages
 	cargo test
+
+test-packages: bootstrap
+	@.venv/bin/python -c 'import importlib.metadata as m; assert (m.version("lion-pytorch"), m.version("pytorch-optimizer"), m.version("numpy")) == ("0.2.5", "4.1.0", "2.4.6")' 2>/dev/null || \
+	  .venv/bin/pip install --quiet $(TEST_PACKAGES)
 
 build: bootstrap
 	cargo build --release

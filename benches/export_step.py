@@ -6,6 +6,7 @@ Usage (after `make build`):
     done
     .venv/bin/python benches/export_step.py /tmp
 
+`lion_pytorch.Lion` comes from the venv's pinned lion-pytorch 0.2.5 (`make test-packages`).
 A 10M-parameter MLP (1000 -> 5000 -> 1000, float32, CPU, 1 thread), fixed gradients. Each
 optimizer takes `--warmup` steps, then `--steps` timed ones; the optimizers are interleaved and
 the whole round is run `--rounds` times, so drifts in machine speed hit them alike. Reports the
@@ -57,6 +58,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(1)
     sys.path.insert(0, args.exports)
+    from lion_pytorch import Lion  # pinned by `make test` (lion-pytorch==0.2.5)
     exported = {name: importlib.import_module(f"export_{name}").EvolvedOptimizer
                 for name in ("adam", "lion", "sgd-momentum")}
     makers = {
@@ -66,6 +68,7 @@ def main() -> None:
         "torch.optim.SGD (momentum 0.9, foreach=True)":
             lambda p: torch.optim.SGD(p, lr=1e-2, momentum=0.9, foreach=True),
         "exported sgd-momentum": lambda p: exported["sgd-momentum"](p),
+        "lion_pytorch.Lion": lambda p: Lion(p, lr=1e-4, betas=(0.9, 0.99)),
         "exported lion": lambda p: exported["lion"](p),
     }
     runs = {}
