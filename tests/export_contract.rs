@@ -4,6 +4,8 @@
 //! argument checks, clear refusals (sparse gradients, complex parameters, another optimizer's
 //! state), a repr per genome, an honest first line, AMP's GradScaler, and only the state and
 //! terms the genome's rule needs.
+mod common;
+use common::run_venv_python;
 use std::path::Path;
 use std::process::Command;
 
@@ -21,12 +23,6 @@ fn export(genome: &str, out: &Path) {
 
 #[test]
 fn the_exported_optimizer_keeps_the_torch_optim_contract() {
-    let python = Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/python");
-    assert!(
-        python.exists(),
-        "{} missing: run `make test` (it bootstraps the torch venv)",
-        python.display()
-    );
     let dir = tempfile::tempdir().unwrap();
     export("adam", &dir.path().join("adam_export.py"));
     export("lion", &dir.path().join("lion_export.py"));
@@ -35,18 +31,7 @@ fn the_exported_optimizer_keeps_the_torch_optim_contract() {
         "marfinetz2025-evolved",
         &dir.path().join("published_export.py"),
     );
-    let out = Command::new(&python)
-        .arg("-c")
-        .arg(CONTRACT)
-        .current_dir(dir.path())
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{stdout}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let stdout = run_venv_python(CONTRACT, dir.path());
     assert_eq!(stdout.trim().lines().last(), Some("contract ok 14"));
 }
 

@@ -1,9 +1,8 @@
 //! The exported PyTorch optimizer, run by the project's own torch (.venv), against the Rust
 //! engine on the same fixed problem for 50 steps.
 mod common;
-use common::{assert_close, genome_file, Problem};
+use common::{assert_close, genome_file, run_venv_python, Problem};
 use evolve::genome::{Genome, Lookahead, SignDecay, Term, TermKind};
-use std::path::Path;
 use tch::{Kind, Tensor};
 
 const STEPS: usize = 50;
@@ -92,12 +91,6 @@ fn every_term_and_modifier() -> Vec<Genome> {
 
 #[test]
 fn exported_optimizer_matches_the_rust_engine_for_every_term_and_modifier() {
-    let python = Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/python");
-    assert!(
-        python.exists(),
-        "{} missing: run `make test` (it bootstraps the torch venv)",
-        python.display()
-    );
     let genomes = every_term_and_modifier();
     let problem = Problem::new(STEPS, Kind::Double);
     let dir = tempfile::tempdir().unwrap();
@@ -119,17 +112,7 @@ fn exported_optimizer_matches_the_rust_engine_for_every_term_and_modifier() {
         "cases": cases,
     });
     std::fs::write(dir.path().join("input.json"), input.to_string()).unwrap();
-    std::fs::write(dir.path().join("drive.py"), DRIVER).unwrap();
-    let out = std::process::Command::new(&python)
-        .arg("drive.py")
-        .current_dir(dir.path())
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "python failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    run_venv_python(DRIVER, dir.path());
     let results: Vec<Vec<serde_json::Value>> =
         serde_json::from_slice(&std::fs::read(dir.path().join("output.json")).unwrap()).unwrap();
 
@@ -178,7 +161,6 @@ json.dump(results, open("output.json", "w"))
 /// 4.1.0's Lookahead, each with the genome's own settings (pinned in the venv by `make test`).
 #[test]
 fn the_export_matches_torch_optim_and_independent_implementations() {
-    let python = Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/python");
     let dir = tempfile::tempdir().unwrap();
     let mut radam = genome_file("adam");
     radam.name = Some("radam".into());
@@ -199,18 +181,7 @@ fn the_export_matches_torch_optim_and_independent_implementations() {
         let source = evolve::report::export::pytorch_source(genome, None);
         std::fs::write(dir.path().join(format!("ref_{module}.py")), source).unwrap();
     }
-    let out = std::process::Command::new(&python)
-        .arg("-c")
-        .arg(REFERENCES)
-        .current_dir(dir.path())
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{stdout}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let stdout = run_venv_python(REFERENCES, dir.path());
     assert_eq!(stdout.trim().lines().last(), Some("references ok 7"));
 }
 

@@ -33,12 +33,11 @@ pub fn steps_bar() -> (ProgressBar, Rc<dyn Fn(u64, u64)>) {
     (bar, on_steps)
 }
 
+/// The stage as log lines show it: its name, with the held-out stage spelled for people.
 fn stage_name(stage: Stage) -> &'static str {
     match stage {
-        Stage::Screen => "screen",
-        Stage::Full => "full",
         Stage::Holdout => "held-out",
-        Stage::Pruned => "pruned",
+        other => other.name(),
     }
 }
 

@@ -133,3 +133,27 @@ pub fn genome_file(name: &str) -> Genome {
     )
     .expect("shipped genome")
 }
+
+/// Runs `script` with the project's own torch (`.venv`, made by `make test`) in `dir`, asserts
+/// that it succeeded, and returns what it printed.
+pub fn run_venv_python(script: &str, dir: &std::path::Path) -> String {
+    let python = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/python");
+    assert!(
+        python.exists(),
+        "{} missing: run `make test` (it bootstraps the torch venv)",
+        python.display()
+    );
+    let out = std::process::Command::new(&python)
+        .arg("-c")
+        .arg(script)
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "python failed: {stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
