@@ -10,7 +10,8 @@ Usage (after `make build`):
 A 10M-parameter MLP (1000 -> 5000 -> 1000, float32, CPU, 1 thread), fixed gradients. Each
 optimizer takes `--warmup` steps, then `--steps` timed ones; the optimizers are interleaved and
 the whole round is run `--rounds` times, so drifts in machine speed hit them alike. Reports the
-median microseconds per step of each round and the optimizer state in bytes per parameter.
+median over rounds of the microseconds per step (each round's too) and the optimizer state in
+bytes per parameter.
 """
 import argparse
 import importlib
@@ -54,7 +55,7 @@ def main() -> None:
     parser.add_argument("exports", help="folder holding export_adam.py, export_lion.py, export_sgd-momentum.py")
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--warmup", type=int, default=3)
-    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--rounds", type=int, default=7)
     args = parser.parse_args()
     torch.set_num_threads(1)
     sys.path.insert(0, args.exports)
@@ -64,12 +65,15 @@ def main() -> None:
     makers = {
         "torch.optim.Adam (default)": lambda p: torch.optim.Adam(p, lr=1e-3),
         "torch.optim.Adam (foreach=True)": lambda p: torch.optim.Adam(p, lr=1e-3, foreach=True),
-        "exported adam": lambda p: exported["adam"](p),
+        "exported adam (default: tensor by tensor on CPU)": lambda p: exported["adam"](p),
+        "exported adam (foreach=True)": lambda p: exported["adam"](p, foreach=True),
         "torch.optim.SGD (momentum 0.9, foreach=True)":
             lambda p: torch.optim.SGD(p, lr=1e-2, momentum=0.9, foreach=True),
-        "exported sgd-momentum": lambda p: exported["sgd-momentum"](p),
+        "exported sgd-momentum (default)": lambda p: exported["sgd-momentum"](p),
+        "exported sgd-momentum (foreach=True)": lambda p: exported["sgd-momentum"](p, foreach=True),
         "lion_pytorch.Lion": lambda p: Lion(p, lr=1e-4, betas=(0.9, 0.99)),
-        "exported lion": lambda p: exported["lion"](p),
+        "exported lion (default)": lambda p: exported["lion"](p),
+        "exported lion (foreach=True)": lambda p: exported["lion"](p, foreach=True),
     }
     runs = {}
     for name, make in makers.items():
@@ -82,11 +86,12 @@ def main() -> None:
         for name, (opt, _) in runs.items():
             times[name].append(time_steps(opt, args.steps))
     reference = statistics.median(times["torch.optim.Adam (foreach=True)"])
-    print(f"{'optimizer':<46} {'µs/step (rounds)':>24} {'vs Adam foreach':>16} {'state B/param':>14}")
+    print(f"{'optimizer':<50} {'median µs/step':>15} {'vs Adam foreach':>16} {'state B/param':>14}  rounds")
     for name, (opt, params) in runs.items():
         rounds = " / ".join(f"{t:,.0f}" for t in times[name])
-        ratio = statistics.median(times[name]) / reference
-        print(f"{name:<46} {rounds:>24} {ratio:>15.2f}x {state_bytes(opt, params):>14.2f}")
+        median = statistics.median(times[name])
+        print(f"{name:<50} {median:>15,.0f} {median / reference:>15.2f}x "
+              f"{state_bytes(opt, params):>14.2f}  {rounds}")
 
 
 if __name__ == "__main__":

@@ -5,6 +5,7 @@
 //! Files hold plain values (`"lr": 0.001`); the GA mutates lr, ε and weight decay in log10 space
 //! (see `ga`), which is why they are kept strictly positive (weight decay may be exactly 0 = off).
 pub mod genes;
+pub mod modifiers;
 pub mod terms;
 use crate::error::{Error, Result};
 use serde::{Deserialize, Serialize};

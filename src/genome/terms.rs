@@ -139,10 +139,57 @@ pub struct TermDecl {
     pub columns: &'static [Column],
     /// `weight · T` for every member, from `Inputs`.
     pub tensor: fn(&mut Inputs) -> Tensor,
-    /// `T` in the exported optimizer, a Python expression over `c` (per parameter tensor):
-    /// `c.grad`, `c.m`, `c.m_hat`, `c.v`, `c.denom` (`√v̂ + ε`), `c.eps`, `c.d_t`, `c.b1`, `c.b2`,
-    /// `c.t`, `c.radam`, `c.state`.
-    pub python: &'static str,
+    /// `T` in the exported optimizer (see `Python`).
+    pub python: Python,
+}
+
+/// A term in the exported optimizer's generated step, over each parameter group's tensors at
+/// once (`torch._foreach_*`): `T = Σ coef · num / (den.base / den.divide + ε)` over its parts,
+/// then `after` once the weights are updated. The lists `g` (gradients), `p`, and the state
+/// (`m`, `v`, `lion_m`) are in scope, as are the step's scalars: `bc1` (`1 − β1^t`, or 1),
+/// `sqrt_bc2` (`√(1 − β2^t)`, or 1), `d_t`, `b1`, `b2` (one value per tensor, or per group).
+/// Splitting a term into parts lets the generator fold every scalar into one fused call
+/// (`_foreach_addcdiv_`, as torch.optim's Adam does), so a one-term genome costs what torch's
+/// own optimizer costs.
+pub struct Python {
+    pub parts: &'static [Part],
+    pub after: &'static str,
+}
+
+/// One summand of a term: a list expression, an optional divisor and a scalar coefficient.
+pub struct Part {
+    /// A list expression; a bare name (`g`, `m`) is never written to.
+    pub num: &'static str,
+    pub den: Option<Den>,
+    pub coef: &'static str,
+}
+
+/// A divisor `base / divide + ε`, `base` a freshly allocated list.
+#[derive(Clone, Copy)]
+pub struct Den {
+    pub base: &'static str,
+    /// A scalar expression, or "" for none.
+    pub divide: &'static str,
+}
+
+/// `√v̂ + ε`, PyTorch's order of operations: `√v / √(1−β2^t) + ε`.
+pub const DENOM: Den = Den {
+    base: "torch._foreach_sqrt(v)",
+    divide: "sqrt_bc2",
+};
+
+/// A term of one part without a divisor and nothing after.
+macro_rules! py {
+    ($num:expr, $coef:expr) => {
+        Python {
+            parts: &[Part {
+                num: $num,
+                den: None,
+                coef: $coef,
+            }],
+            after: "",
+        }
+    };
 }
 
 /// A paper, cited as optax cites one.
@@ -210,7 +257,7 @@ pub static TERMS: [TermDecl; 11] = [
         state: &[],
         columns: WEIGHT,
         tensor: |x| x.grad * x.col("weight"),
-        python: "c.grad",
+        python: py!("g", "1"),
     },
     TermDecl {
         kind: TermKind::Momentum,
@@ -224,7 +271,7 @@ pub static TERMS: [TermDecl; 11] = [
             value: |m| m.weight / m.correction(m.beta1),
         }],
         tensor: |x| x.m() * x.col("weight"),
-        python: "c.m_hat",
+        python: py!("m", "1 / bc1"),
     },
     TermDecl {
         kind: TermKind::RmsNorm,
@@ -235,14 +282,21 @@ pub static TERMS: [TermDecl; 11] = [
         state: &["v"],
         columns: WEIGHT,
         tensor: |x| x.grad / x.rms_denom.expect("computed when used") * x.col("weight"),
-        python: "c.grad / c.denom",
+        python: Python {
+            parts: &[Part {
+                num: "g",
+                den: Some(DENOM),
+                coef: "1",
+            }],
+            after: "",
+        },
     },
     TermDecl {
         kind: TermKind::Adam,
         name: "adam",
-        formula: "m̂ / (√v̂ + ε) (RAdam-rectified with `radam`)",
+        formula: "m̂ / (√v̂ + ε)",
         paper: MARFINETZ_2025,
-        note: "RAdam-rectified with the `radam` modifier (Liu et al. 2020, arXiv:1908.03265)",
+        note: "the `radam` modifier rectifies it",
         state: &["m", "v"],
         columns: &[
             // The rectified step while RAdam's variance is tractable, else 0 (momentum phase).
@@ -270,7 +324,14 @@ pub static TERMS: [TermDecl; 11] = [
                 false => adam,
             }
         },
-        python: "EvolvedOptimizer._radam(c.m, c.v, c.b1, c.b2, c.eps, c.t) if c.radam else c.m_hat / c.denom",
+        python: Python {
+            parts: &[Part {
+                num: "m",
+                den: Some(DENOM),
+                coef: "1 / bc1",
+            }],
+            after: "",
+        },
     },
     TermDecl {
         kind: TermKind::Sign,
@@ -281,7 +342,7 @@ pub static TERMS: [TermDecl; 11] = [
         state: &[],
         columns: WEIGHT,
         tensor: |x| x.grad.sign() * x.col("weight"),
-        python: "c.grad.sign()",
+        python: py!("torch._foreach_sign(g)", "1"),
     },
     TermDecl {
         kind: TermKind::Unit,
@@ -292,7 +353,17 @@ pub static TERMS: [TermDecl; 11] = [
         state: &[],
         columns: WEIGHT,
         tensor: |x| x.grad / (x.grad.abs() + x.eps) * x.col("weight"),
-        python: "c.grad / (c.grad.abs() + c.eps)",
+        python: Python {
+            parts: &[Part {
+                num: "g",
+                den: Some(Den {
+                    base: "torch._foreach_abs(g)",
+                    divide: "",
+                }),
+                coef: "1",
+            }],
+            after: "",
+        },
     },
     TermDecl {
         kind: TermKind::Nesterov,
@@ -313,7 +384,21 @@ pub static TERMS: [TermDecl; 11] = [
             },
         ],
         tensor: |x| x.m() * x.col("momentum_weight") + x.grad * x.col("gradient_weight"),
-        python: "c.m_hat + 0.9 * (c.grad - c.m_hat)",
+        python: Python {
+            parts: &[
+                Part {
+                    num: "m",
+                    den: None,
+                    coef: "0.1 / bc1",
+                },
+                Part {
+                    num: "g",
+                    den: None,
+                    coef: "0.9",
+                },
+            ],
+            after: "",
+        },
     },
     TermDecl {
         kind: TermKind::SignMomentum,
@@ -324,7 +409,7 @@ pub static TERMS: [TermDecl; 11] = [
         state: &["m"],
         columns: WEIGHT,
         tensor: |x| x.m().sign() * x.col("weight"),
-        python: "c.m.sign()",
+        python: py!("torch._foreach_sign(m)", "1"),
     },
     TermDecl {
         kind: TermKind::Lion,
@@ -356,7 +441,14 @@ pub static TERMS: [TermDecl; 11] = [
             let _ = c.lerp_tensor_(grad, &b2);
             term
         },
-        python: "(c.b1 * c.state['lion_m'] + (1 - c.b1) * c.grad).sign()",
+        python: Python {
+            parts: &[Part {
+                num: "torch._foreach_sign(torch._foreach_lerp(lion_m, g, 1 - b1))",
+                den: None,
+                coef: "1",
+            }],
+            after: "torch._foreach_lerp_(lion_m, g, 1 - b2)",
+        },
     },
     TermDecl {
         kind: TermKind::AddSign,
@@ -368,7 +460,21 @@ pub static TERMS: [TermDecl; 11] = [
         columns: WEIGHT,
         // sign(g)·g = |g|, so (1 + d·sign(g)·sign(m))·g = g + d·|g|·sign(m).
         tensor: |x| (x.grad + x.grad.abs() * x.m().sign() * x.sign_decay) * x.col("weight"),
-        python: "(1 + c.d_t * c.grad.sign() * c.m.sign()) * c.grad",
+        python: Python {
+            parts: &[
+                Part {
+                    num: "g",
+                    den: None,
+                    coef: "1",
+                },
+                Part {
+                    num: "torch._foreach_mul(torch._foreach_abs(g), torch._foreach_sign(m))",
+                    den: None,
+                    coef: "d_t",
+                },
+            ],
+            after: "",
+        },
     },
     TermDecl {
         kind: TermKind::PowerSign,
@@ -378,40 +484,14 @@ pub static TERMS: [TermDecl; 11] = [
         note: "PowerSign",
         state: &["m"],
         columns: WEIGHT,
-        tensor: |x| {
-            (x.grad.sign() * x.m().sign() * x.sign_decay).exp() * x.grad * x.col("weight")
-        },
-        python: "torch.exp(c.d_t * c.grad.sign() * c.m.sign()) * c.grad",
+        tensor: |x| (x.grad.sign() * x.m().sign() * x.sign_decay).exp() * x.grad * x.col("weight"),
+        python: py!(
+            "torch._foreach_mul(torch._foreach_exp(torch._foreach_mul(torch._foreach_mul(\
+             torch._foreach_sign(g), torch._foreach_sign(m)), d_t)), g)",
+            "1"
+        ),
     },
 ];
-
-/// The `READS` dictionary of the exported optimizer: the state each kind reads.
-pub fn python_reads() -> String {
-    let entries: Vec<String> = TERMS
-        .iter()
-        .map(|decl| {
-            let state: Vec<String> = decl.state.iter().map(|k| format!("\"{k}\", ")).collect();
-            format!("    \"{}\": ({}),\n", decl.name, state.concat().trim_end())
-        })
-        .collect();
-    format!("{{\n{}}}", entries.concat())
-}
-
-/// The `TERMS` dictionary of the exported optimizer: one function of `c` per kind.
-pub fn python_table() -> String {
-    let mut s = String::from("{\n");
-    for decl in &TERMS {
-        let note = match decl.note {
-            "" => String::new(),
-            note => format!("; {note}"),
-        };
-        s += &format!(
-            "    # {}: {} ({}{note})\n    \"{}\": lambda c: {},\n",
-            decl.name, decl.formula, decl.paper, decl.name, decl.python
-        );
-    }
-    s + "}"
-}
 
 #[cfg(test)]
 mod tests {

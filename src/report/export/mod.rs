@@ -1,6 +1,8 @@
 //! Handing a genome over: as JSON (loadable by `evolve replay`) or as a self-contained PyTorch
 //! optimizer file.
-use crate::genome::Genome;
+mod codegen;
+
+use crate::genome::{modifiers, Genome};
 use crate::train::fitness::Score;
 
 /// The genome as a JSON file (loadable by `evolve replay`).
@@ -65,8 +67,8 @@ pub fn pytorch_source(genome: &Genome, score: Option<&Score>) -> String {
             ("HASH", python_text(&genome.hash())),
             ("SCORES", python_text(&scores)),
             ("GENOME_JSON", python_literal(&json)),
-            ("TERMS", crate::genome::terms::python_table()),
-            ("READS", crate::genome::terms::python_reads()),
+            ("PAPERS", python_text_block(&papers(&exported))),
+            ("RULE", codegen::rule(&exported)),
             ("LR", number(genome.lr)),
             ("BETA1", number(genome.beta1)),
             ("BETA2", number(genome.beta2)),
@@ -83,6 +85,24 @@ pub fn pytorch_source(genome: &Genome, score: Option<&Score>) -> String {
             ),
         ],
     )
+}
+
+/// One line per term and modifier of `genome`: its name, formula and paper.
+fn papers(genome: &Genome) -> String {
+    let terms = genome.terms.iter().map(|t| {
+        let decl = t.kind.decl();
+        let note = match decl.note {
+            "" => String::new(),
+            note => format!("; {note}"),
+        };
+        format!(
+            "        {}: {} ({}{note})\n",
+            decl.name, decl.formula, decl.paper
+        )
+    });
+    let mods = modifiers::enabled(genome)
+        .map(|m| format!("        {}: {} ({})\n", m.name, m.formula, m.paper));
+    terms.chain(mods).collect()
 }
 
 /// Replaces each `{{KEY}}` of `template` in one pass: values are never scanned again, so data
@@ -121,6 +141,21 @@ pub fn python_text(text: &str) -> String {
                 out.push_str(&format!("\\u{:04x}", c as u32))
             }
             c => out.push(c),
+        }
+    }
+    out
+}
+
+/// Lines of `text` for a docstring, readable as they are: backslashes and control characters
+/// escaped, and no run of quotes left that could close it.
+fn python_text_block(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '"' if chars.peek() == Some(&'"') => out.push_str("\\\""),
+            '"' | '\'' | '\n' => out.push(c),
+            c => out.push_str(&python_text(&c.to_string())),
         }
     }
     out

@@ -8,82 +8,115 @@ Usage:
     from evolved_optimizer import EvolvedOptimizer
     optimizer = EvolvedOptimizer(model.parameters(), total_steps=500)
 
-Update per parameter tensor, step s (from 0), t = s + 1:
-    g <- clamp(g, -c, c)                              (if grad_clip)
-    w <- w * (1 - lr_t * weight_decay)                (decoupled)
-    m <- b1*m + (1-b1)*g ; v <- b2*v + (1-b2)*g^2      (or m = g, v = g^2)
-    s <- sum_k weight_k * T_k(g, m, v)                (terms below)
-    w <- w - lr_t * xi * phi * s                      (DiffGrad xi, trust ratio phi)
-    Lookahead every k steps.
-lr_t: warmup lr*(s+1)/W for s < W, times 0.5*(1 + cos(pi*min(s, S)/S)) with cosine decay over
-S = total_steps (the lr stays at its final value after S).
-
-Papers: the terms' below; RAdam: Liu et al. 2020, "On the Variance of the Adaptive Learning Rate
-and Beyond", arXiv:1908.03265; trust ratio: You et al. 2020, "Large Batch Optimization for Deep
-Learning: Training BERT in 76 minutes" (LAMB), arXiv:1904.00962; DiffGrad: Dubey et al. 2019,
-"diffGrad: An Optimization Method for Convolutional Neural Networks", arXiv:1909.11015;
-Lookahead: Zhang et al. 2019, "Lookahead Optimizer: k steps forward, 1 step back",
-arXiv:1907.08610.
-
-Weight decay is decoupled (AdamW's form): w <- w * (1 - lr * weight_decay). To port a
-torch.optim setting with coupled L2 decay (SGD, Adam, RMSprop's weight_decay=wd, which adds
-wd * w to the gradient), start from weight_decay = wd / lr and tune.
-
-Schedules: with schedule=True (the default) the genome's own warmup and cosine decay multiply
-each group's "lr", counted in optimizer steps per group. To drive the learning rate yourself
-(torch.optim.lr_scheduler, which sets group["lr"]), pass schedule=False: otherwise the two
-schedules multiply.
+The step (`_rule`) is generated for this genome by evolve from the same declarations its engine
+trains with: it keeps only the state the rule reads, and each line is one torch._foreach_* call
+over a parameter group's tensors (or one tensor), as torch.optim's own optimizers do. Step counts
+live in float64 tensors on the host, so the step never waits for the device, and torch.compile
+traces it without a graph break. EvolvedOptimizer's docstring gives the update rule, its papers,
+and how to port weight decay and schedules.
 """
 import copy
 import json
 import math
-import types
-from typing import Any, Callable, Dict, Iterable, Optional, Tuple
+from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple, Union
 
 import torch
+from torch import Tensor
 
 GENOME = json.loads({{GENOME_JSON}})
 
-# T for each term kind, written from evolve's term declarations (src/genome/terms.rs). c holds,
-# per parameter tensor: grad, m, m_hat, v, denom (sqrt(v_hat) + eps), eps, d_t (sign decay), b1,
-# b2, t, radam and the parameter's state.
-TERMS = {{TERMS}}
-
-# The per-parameter state each term kind reads, from the same declarations.
-READS = {{READS}}
+Scalars = Union[float, List[float], Tensor, List[Tensor]]
 
 
-def state_keys(genome: Dict[str, Any]) -> Tuple[str, ...]:
-    """What each parameter's state holds for `genome`: only what its rule reads."""
-    keys = {k for term in genome["terms"] for k in READS[term["kind"]]}
-    if genome.get("diffgrad"):
-        keys.add("prev_grad")
-    if genome.get("lookahead"):
-        keys.add("slow")
-    return ("step",) + tuple(k for k in ("m", "v", "lion_m", "prev_grad", "slow") if k in keys)
+def _per_tensor(x: Union[float, Tensor], eager: bool) -> Scalars:
+    """Scalars for a foreach call from a 0-dim tensor or one value per tensor. Eagerly, numbers
+    on the host become Python numbers (one number when they agree), so the fused scalar
+    overloads run; while torch.compile traces, they stay tensors."""
+    if not torch.is_tensor(x):
+        return x
+    if not eager or x.device.type != "cpu":
+        # Numbers on the device stay there: reading them would wait for it.
+        return x if x.dim() == 0 else list(x.unbind())
+    if x.dim() == 0:
+        return x.item()
+    values = x.tolist()
+    return values[0] if min(values) == max(values) else values
 
+
+def _add_scaled_(p: List[Tensor], x: List[Tensor], k: Union[float, Tensor], eager: bool) -> None:
+    """p += k * x (x is not written to)."""
+    k = _per_tensor(k, eager)
+    if isinstance(k, float):
+        torch._foreach_add_(p, x, alpha=k)
+    else:
+        torch._foreach_add_(p, torch._foreach_mul(x, k))
+
+
+def _addcdiv_(p: List[Tensor], x: List[Tensor], den: List[Tensor], k: Union[float, Tensor],
+              eager: bool) -> None:
+    """p += k * x / den."""
+    k = _per_tensor(k, eager)
+    if isinstance(k, float) or (isinstance(k, list) and isinstance(k[0], float)):
+        torch._foreach_addcdiv_(p, x, den, k)
+    else:
+        q = torch._foreach_div(x, den)
+        torch._foreach_mul_(q, k)
+        torch._foreach_add_(p, q)
+
+
+def _trust_ratio(w_norm: Tensor, u_norm: Tensor) -> Tensor:
+    """LAMB's trust ratio in the Eve library's form: min(|w|, 10) / |update|, 1 where either is 0."""
+    usable = (w_norm > 0) & (u_norm > 0)
+    return torch.where(usable, w_norm.clamp(max=10.0) / u_norm, 1.0)
+
+
+{{RULE}}
 
 class EvolvedOptimizer(torch.optim.Optimizer):
     """{{DESCRIBE}}
+
+    Update per parameter tensor, step s (from 0), t = s + 1:
+        g <- clamp(g, -c, c)                              (if grad_clip)
+        w <- w * (1 - lr_t * weight_decay)                (decoupled)
+        m <- b1*m + (1-b1)*g ; v <- b2*v + (1-b2)*g^2      (or m = g, v = g^2)
+        s <- sum_k weight_k * T_k(g, m, v)                (the terms below)
+        w <- w - lr_t * xi * phi * s                      (DiffGrad xi, trust ratio phi)
+        Lookahead every k steps.
+    lr_t: warmup lr*(s+1)/W for s < W, times 0.5*(1 + cos(pi*min(s, S)/S)) with cosine decay
+    over S = total_steps (the lr stays at its final value after S).
+
+    This genome's terms and modifiers, with their papers:
+{{PAPERS}}
+    Weight decay is decoupled (AdamW's form): w <- w * (1 - lr * weight_decay). To port a
+    torch.optim setting with coupled L2 decay (SGD, Adam, RMSprop's weight_decay=wd, which adds
+    wd * w to the gradient), start from weight_decay = wd / lr and tune.
+
+    Schedules: with schedule=True (the default) the genome's own warmup and cosine decay
+    multiply each group's "lr", counted in optimizer steps per group. To drive the learning rate
+    yourself (torch.optim.lr_scheduler, which sets group["lr"]), pass schedule=False: otherwise
+    the two schedules multiply.
 
     Args:
         params: the parameters (or parameter groups) to optimise.
         lr: the base learning rate (each group's "lr"; the genome's schedule multiplies it).
         betas: (beta1, beta2) of the moments m and v.
         eps: added to sqrt(v_hat).
-        weight_decay: decoupled weight decay (see the module docstring to port a coupled one).
+        weight_decay: decoupled weight decay (see above to port a coupled one).
         total_steps: the run's length in optimizer steps ({{TOTAL_STEPS_NOTE}}).
         schedule: apply the genome's warmup and cosine decay (False: an external scheduler
             drives group["lr"]).
         maximize: maximise the objective instead of minimising it.
-        genome: another genome (a dict as in GENOME) to run instead of this file's.
+        foreach: run each step's calls over a group's tensors at once (torch._foreach_*) rather
+            than tensor by tensor; None (the default) chooses as torch.optim does: foreach when
+            every parameter is on CUDA. On CPU one tensor at a time is the faster, since each
+            temporary is freed and its memory reused before the next.
     """
 
     def __init__(self, params: Iterable[Any], lr: float = {{LR}},
                  betas: Tuple[float, float] = ({{BETA1}}, {{BETA2}}), eps: float = {{EPS}},
                  weight_decay: float = {{WEIGHT_DECAY}}, total_steps: Optional[int] = None,
                  schedule: bool = True, maximize: bool = False,
-                 genome: Optional[Dict[str, Any]] = None) -> None:
+                 foreach: Optional[bool] = None) -> None:
         if not 0.0 <= lr:
             raise ValueError(f"Invalid learning rate: {lr}")
         if not 0.0 <= eps:
@@ -94,7 +127,7 @@ class EvolvedOptimizer(torch.optim.Optimizer):
             raise ValueError(f"Invalid beta parameter at index 1: {betas[1]}")
         if not 0.0 <= weight_decay:
             raise ValueError(f"Invalid weight_decay value: {weight_decay}")
-        self.genome = copy.deepcopy(GENOME if genome is None else genome)
+        self.genome = copy.deepcopy(GENOME)
         g = self.genome
         spans_run = g.get("cosine_decay") or g.get("sign_decay", "off") != "off"
         if spans_run and schedule and not total_steps:
@@ -105,7 +138,7 @@ class EvolvedOptimizer(torch.optim.Optimizer):
                 "your own scheduler")
         defaults = dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay,
                         total_steps=total_steps or 0, schedule=schedule, maximize=maximize,
-                        schedule_step=0)
+                        foreach=foreach)
         super().__init__(params, defaults)
 
     def __repr__(self) -> str:
@@ -127,12 +160,12 @@ class EvolvedOptimizer(torch.optim.Optimizer):
     def add_param_group(self, param_group: Dict[str, Any]) -> None:
         # A group added mid-run joins the schedule where the others are, not at its start.
         if "schedule_step" not in param_group:
-            param_group["schedule_step"] = max(
-                (g["schedule_step"] for g in self.param_groups), default=0)
+            at = max((float(g["schedule_step"]) for g in self.param_groups), default=0.0)
+            param_group["schedule_step"] = torch.tensor(at, dtype=torch.float64)
         super().add_param_group(param_group)
 
     def load_state_dict(self, state_dict: Dict[str, Any]) -> None:
-        keys = state_keys(self.genome)
+        keys = ("step",) + tuple(STATE)
         for key, state in state_dict.get("state", {}).items():
             missing = [k for k in keys if k not in state]
             if missing:
@@ -145,28 +178,15 @@ class EvolvedOptimizer(torch.optim.Optimizer):
                     "EvolvedOptimizer.load_state_dict: a parameter group lacks schedule_step: "
                     "this state_dict is another optimizer's")
         super().load_state_dict(state_dict)
+        for group in self.param_groups:
+            group["schedule_step"] = torch.as_tensor(group["schedule_step"], dtype=torch.float64)
+        for state in self.state.values():
+            state["step"] = torch.as_tensor(state["step"], dtype=torch.float64)
 
-    def _lr(self, group: Dict[str, Any]) -> float:
-        lr, s, total = group["lr"], group["schedule_step"], group["total_steps"]
-        if not group["schedule"]:
-            return lr
-        g = self.genome
-        warmup = g.get("warmup_steps", 0)
-        if warmup and s < warmup:
-            lr = lr * (s + 1) / warmup
-        if g.get("cosine_decay") and total:
-            lr = lr * 0.5 * (1 + math.cos(math.pi * min(s, total) / total))
-        return lr
-
-    def _sign_decay(self, group: Dict[str, Any]) -> float:
-        mode = self.genome.get("sign_decay", "off")
-        total = group["total_steps"]
-        frac = min(group["schedule_step"], total) / total if total else 0.0
-        if mode == "linear":
-            return 1.0 - frac
-        if mode == "cosine":
-            return 0.5 * (1 + math.cos(math.pi * frac))
-        return 1.0
+    def _lr(self, group: Dict[str, Any]) -> Tensor:
+        """The group's learning rate at its current schedule step."""
+        s = torch.as_tensor(group["schedule_step"], dtype=torch.float64)
+        return _learning_rate(group["lr"], s, group["total_steps"], group["schedule"])
 
     @torch.no_grad()
     def step(self, closure: Optional[Callable[[], float]] = None) -> Optional[float]:
@@ -174,16 +194,10 @@ class EvolvedOptimizer(torch.optim.Optimizer):
         if closure is not None:
             with torch.enable_grad():
                 loss = closure()
-        g = self.genome
+        eager = not torch.compiler.is_compiling()
         for group in self.param_groups:
-            b1, b2 = group["betas"]
-            eps, wd = group["eps"], group["weight_decay"]
-            lr = self._lr(group)
-            d_t = self._sign_decay(group)
-            keys = state_keys(g)
-            for p in group["params"]:
-                if p.grad is None:
-                    continue
+            params = [p for p in group["params"] if p.grad is not None]
+            for p in params:
                 if p.grad.is_sparse:
                     raise RuntimeError("EvolvedOptimizer does not support sparse gradients")
                 if torch.is_complex(p):
@@ -192,65 +206,22 @@ class EvolvedOptimizer(torch.optim.Optimizer):
                         "torch.view_as_real(p) as a real parameter instead")
                 state = self.state[p]
                 if not state:
-                    for key in keys:
-                        state[key] = 0 if key == "step" else torch.zeros_like(p)
-                    if "slow" in state:
-                        state["slow"].copy_(p)
-                t = state["step"] + 1
-                grad = -p.grad if group["maximize"] else p.grad
-                if g.get("grad_clip") is not None:
-                    grad = grad.clamp(-g["grad_clip"], g["grad_clip"])
-                w_norm = p.norm()
-                if wd:
-                    p.mul_(1 - lr * wd)
-                m, v = state.get("m"), state.get("v")
-                if m is not None and g.get("use_m", True):
-                    m.lerp_(grad, 1 - b1)
-                elif m is not None:
-                    m.copy_(grad)
-                if v is not None and g.get("use_v", True):
-                    v.mul_(b2).add_(grad * grad * (1 - b2))
-                elif v is not None:
-                    v.copy_(grad * grad)
-                if g.get("bias_correction", True):
-                    bc1, bc2 = 1 - b1 ** t, 1 - b2 ** t
-                else:
-                    bc1, bc2 = 1.0, 1.0
-                c = types.SimpleNamespace(
-                    grad=grad, m=m, m_hat=None if m is None else m / bc1, v=v,
-                    denom=None if v is None else v.sqrt() / math.sqrt(bc2) + eps,
-                    eps=eps, d_t=d_t, b1=b1, b2=b2, t=t,
-                    radam=g.get("radam", False), state=state)
-                direction = torch.zeros_like(p)
-                for term in g["terms"]:
-                    direction.add_(TERMS[term["kind"]](c) * term["weight"])
-                if "lion_m" in state:
-                    state["lion_m"].lerp_(grad, 1 - b2)
-                scale = 1.0
-                if g.get("diffgrad"):
-                    scale = torch.sigmoid((state["prev_grad"] - grad).norm())
-                    state["prev_grad"].copy_(grad)
-                if g.get("trust_ratio"):
-                    u_norm = (p - lr * direction).norm()
-                    if w_norm > 0 and u_norm > 0:
-                        scale = scale * torch.clamp(w_norm, max=10.0) / u_norm
-                p.sub_(direction * (lr * scale))
-                lookahead = g.get("lookahead")
-                if lookahead and t % lookahead["k"] == 0:
-                    state["slow"].lerp_(p, lookahead["alpha"])
-                    p.copy_(state["slow"])
-                state["step"] = t
-            group["schedule_step"] += 1
+                    state["step"] = torch.zeros((), dtype=torch.float64)
+                    for key, init in STATE.items():
+                        state[key] = init(p)
+            s = group["schedule_step"]
+            foreach = group["foreach"]
+            if foreach is None:
+                foreach = all(p.is_cuda for p in params)
+            b1, b2 = group["betas"]
+            for batch in [params] if foreach else [[p] for p in params]:
+                if not batch:
+                    continue
+                steps = [self.state[p]["step"] for p in batch]
+                torch._foreach_add_(steps, 1.0)
+                lists = {key: [self.state[p][key] for p in batch] for key in STATE}
+                _rule(batch, [p.grad for p in batch], lists, torch.stack(steps), s,
+                      group["lr"], b1, b2, group["eps"], group["weight_decay"],
+                      group["total_steps"], group["schedule"], group["maximize"], eager)
+            group["schedule_step"] = s + 1
         return loss
-
-    @staticmethod
-    def _radam(m: torch.Tensor, v: torch.Tensor, b1: float, b2: float, eps: float,
-               t: int) -> torch.Tensor:
-        """RAdam's rectified step in the Eve library's form (raw m, v)."""
-        n_max = 2 / (1 - b2) - 1
-        n_t = n_max - 2 * t * b2 ** t / (1 - b2 ** t)
-        if n_t >= 5:
-            r = math.sqrt((1 - b2 ** t) * (n_t - 4) / (n_max - 4) * (n_t - 2) / n_t * n_max / (n_max - 2)) / (1 - b1 ** t)
-            return r * m / (v.sqrt() + eps)
-        return m / (1 - b1 ** t)
-
