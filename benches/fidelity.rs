@@ -120,7 +120,7 @@ fn main() {
         let clock = Instant::now();
         let cp = run::start(c.clone(), &dir, &options).expect("evolution");
         let seconds = clock.elapsed().as_secs_f64();
-        let best = cp.best.clone().expect("a best genome");
+        let best = cp.hall_of_fame.best().cloned().expect("a best genome");
         let held = held_out.as_mut().map_or("—".to_string(), |e| {
             let score = e
                 .evaluate(std::slice::from_ref(&best.genome))
@@ -129,7 +129,7 @@ fn main() {
         });
         println!(
             "{label:<46} {:>8} steps  {seconds:>6.0} s  best {:.4}× Adam ({})  held out {held}",
-            cp.total_steps,
+            cp.logbook.total_steps,
             best.score.vs_adam,
             best.genome.label(),
         );
@@ -137,7 +137,7 @@ fn main() {
         if i == BF16_ROW {
             promotions_against_fp32(&dir, &cp, &c, device, &data_root);
         }
-        results.push((cp.total_steps, seconds, best.score.vs_adam));
+        results.push((cp.logbook.total_steps, seconds, best.score.vs_adam));
     }
     let (plain, mf, last) = (results[0], results[1], results[all]);
     println!(
@@ -175,7 +175,7 @@ fn promotions_against_fp32(
         evolve::train::evaluator::Evaluator::new(&config.protocol, device, root).expect("data");
     let mut screen = screen.with_protocol(fp32.screening(&config.protocol));
     let (mut same, mut kept, mut promoted) = (0, 0, 0);
-    for generation in 0..cp.generation {
+    for generation in 0..cp.population.generation {
         let screened: Vec<&search::Evaluation> = history
             .iter()
             .filter(|e| e.generation == generation && e.stage == search::Stage::Screen)
@@ -201,6 +201,6 @@ fn promotions_against_fp32(
     }
     println!(
         "    bf16 vs float32 screening: the same promoted set in {same} of {} generations; {kept} of {promoted} promoted genomes in common",
-        cp.generation
+        cp.population.generation
     );
 }

@@ -8,7 +8,7 @@ use std::time::Duration;
 mod common;
 use common::run::{
     as_before_v4, history, kill_and_resume, ok, old_checkpoint_resumes_exactly, tiny_config,
-    Fixture,
+    version_4_checkpoint_resumes_exactly, Fixture,
 };
 
 fn fixture() -> Fixture {
@@ -88,7 +88,7 @@ fn total_steps(dir: &Path) -> u64 {
     let checkpoint: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(dir.join("checkpoint.json")).unwrap())
             .unwrap();
-    checkpoint["total_steps"].as_u64().unwrap()
+    checkpoint["logbook"]["total_steps"].as_u64().unwrap()
 }
 
 #[test]
@@ -418,6 +418,12 @@ fn the_loop_reports_every_evaluation_then_its_generation_to_an_observer() {
 }
 
 #[test]
+fn a_version_4_run_with_pruned_runs_is_migrated_and_resumes_exactly() {
+    // Version 4 kept the records loose at the top level, with a copy of the best leader.
+    version_4_checkpoint_resumes_exactly(&pruning_fixture(), |_| {});
+}
+
+#[test]
 fn a_version_1_checkpoint_is_migrated_and_resumes_exactly() {
     // Version 1 kept parallel fields per stage.
     let fixture = Fixture::new(&as_before_v4(&tiny_config(5, 3)));
@@ -471,7 +477,7 @@ fn pruned_runs_stop_at_their_checkpoint_never_lead_and_resume_exactly() {
     let cp: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(run.join("checkpoint.json")).unwrap())
             .unwrap();
-    let leaders = cp["leaders"].as_array().unwrap();
+    let leaders = cp["hall_of_fame"]["leaders"].as_array().unwrap();
     assert!(
         leaders.iter().all(|e| e["stage"] == "full"),
         "a pruned run never leads"

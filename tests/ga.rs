@@ -208,3 +208,50 @@ fn every_gene_of_the_genome_schema_is_in_the_gene_table_and_mutation_reaches_it(
         .iter()
         .any(|g| g.lookahead.is_some_and(|l| l.alpha != 0.5)));
 }
+
+#[test]
+fn random_and_mutated_terms_come_from_ga_kinds_only() {
+    use evolve::genome::TermKind;
+    let paper = [TermKind::Adam, TermKind::Sign, TermKind::Nesterov];
+    let params = GaParams {
+        kinds: paper.to_vec(),
+        change_term_rate: 1.0,
+        add_term_rate: 1.0,
+        ..GaParams::default()
+    };
+    params.validate().unwrap();
+    let mut ga = Ga::new(5, params, 500);
+    let mut seen = std::collections::HashSet::new();
+    for _ in 0..60 {
+        let g = ga.random_genome();
+        let child = ga.mutate(&g, 1.0);
+        for t in g.terms.iter().chain(&child.terms) {
+            assert!(paper.contains(&t.kind), "{:?} is not in ga.kinds", t.kind);
+            seen.insert(t.kind);
+        }
+    }
+    assert_eq!(seen.len(), paper.len(), "every listed kind is drawn");
+}
+
+#[test]
+fn ga_kinds_must_be_known_distinct_and_not_empty() {
+    for (kinds, needle) in [
+        (serde_json::json!([]), "field `ga.kinds`"),
+        (serde_json::json!(["adam", "adam"]), "field `ga.kinds`"),
+        (
+            serde_json::json!(["adam", "bogus"]),
+            "unknown variant `bogus`",
+        ),
+    ] {
+        let text = serde_json::json!({ "kinds": kinds }).to_string();
+        let message = match serde_json::from_str::<GaParams>(&text) {
+            Ok(p) => p.validate().unwrap_err(),
+            Err(e) => e.to_string(),
+        };
+        assert!(message.contains(needle), "{message}");
+        assert!(
+            message.contains("qh_adam"),
+            "names the known kinds: {message}"
+        );
+    }
+}

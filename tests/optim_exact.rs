@@ -247,6 +247,8 @@ fn reference_direction(
             TermKind::Lion => (lion * g.beta1 + grad * (1.0 - g.beta1)).sign(),
             TermKind::AddSign => (grad.sign() * m.sign() * d + 1.0) * grad,
             TermKind::PowerSign => (grad.sign() * m.sign() * d).exp() * grad,
+            // QHAdam (Ma & Yarats 2019) with ν1 = 0.7, ν2 = 1.
+            TermKind::QhAdam => (grad * 0.3 + &m_hat * 0.7) / (v_hat.sqrt() + g.eps),
         };
         out += value * term.weight;
     }

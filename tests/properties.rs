@@ -2,11 +2,12 @@
 //! section, and the checkpoint's round trip through the run directory.
 use evolve::config::Config;
 use evolve::genome::genes::GaParams;
-use evolve::genome::{Genome, Term, SHIPPED};
+use evolve::genome::{Genome, Term, TermKind, SHIPPED};
 use evolve::run::RunDir;
 use evolve::search::ga::Ga;
 use evolve::search::records::{
-    Checkpoint, Cost, Evaluation, Stage, StageState, CHECKPOINT_VERSION,
+    Checkpoint, Cost, Evaluation, HallOfFame, Logbook, Population, Stage, StageState, Stages,
+    CHECKPOINT_VERSION,
 };
 use evolve::train::fitness::{Score, TaskScore};
 use evolve::train::RunMetrics;
@@ -46,30 +47,34 @@ fn ga_params() -> impl Strategy<Value = GaParams> {
         logs,
         linear,
         lookahead,
+        proptest::sample::subsequence(TermKind::ALL.to_vec(), 1..=TermKind::ALL.len()),
     )
         .prop_map(
-            |(r, s, max_terms, (lr, eps, wd, clip), (b1, b2, w, warm), (alpha, k))| GaParams {
-                crossover_rate: r[0],
-                mutation_rate: r[1],
-                add_term_rate: r[2],
-                remove_term_rate: r[3],
-                change_term_rate: r[4],
-                flag_flip_rate: r[5],
-                log_sigma: s[0],
-                beta_sigma: s[1],
-                weight_sigma: s[2],
-                final_strength: s[3],
-                max_terms,
-                lr_log10: lr,
-                eps_log10: eps,
-                weight_decay_log10: wd,
-                beta1: b1,
-                beta2: b2,
-                term_weight: w,
-                warmup_fraction: warm,
-                grad_clip_log10: clip,
-                lookahead_k: k,
-                lookahead_alpha: alpha,
+            |(r, s, max_terms, (lr, eps, wd, clip), (b1, b2, w, warm), (alpha, k), kinds)| {
+                GaParams {
+                    crossover_rate: r[0],
+                    mutation_rate: r[1],
+                    add_term_rate: r[2],
+                    remove_term_rate: r[3],
+                    change_term_rate: r[4],
+                    flag_flip_rate: r[5],
+                    log_sigma: s[0],
+                    beta_sigma: s[1],
+                    weight_sigma: s[2],
+                    final_strength: s[3],
+                    kinds,
+                    max_terms,
+                    lr_log10: lr,
+                    eps_log10: eps,
+                    weight_decay_log10: wd,
+                    beta1: b1,
+                    beta2: b2,
+                    term_weight: w,
+                    warmup_fraction: warm,
+                    grad_clip_log10: clip,
+                    lookahead_k: k,
+                    lookahead_alpha: alpha,
+                }
             },
         )
 }
@@ -207,32 +212,39 @@ proptest! {
             .collect();
         let checkpoint = Checkpoint {
             version: CHECKPOINT_VERSION,
-            best: scores.iter().flatten().next().cloned(),
-            leaders: scores.iter().flatten().cloned().collect(),
-            holdout: StageState::default(),
-            best_holdout: None,
-            // Scored genomes are due for their second seed group, as survivors would be.
-            reevaluate: (0..population).map(|i| scored[i].then_some(1)).collect(),
-            full: StageState {
-                baseline: Some(baseline),
-                baseline_cost: Some(Cost { steps: 20, seconds: 0.5 }),
-                memo,
-                results: scores,
-            },
-            screen: StageState {
-                results: vec![None; population],
-                ..StageState::default()
-            },
             config,
-            generation: 0,
-            population: genomes,
-            ga,
-            generations: Vec::new(),
-            total_steps: 40,
-            evaluations: 2,
-            reused: 0,
-            history_len: 0,
             batch_candidates: 1,
+            population: Population {
+                generation: 0,
+                genomes,
+                // Scored genomes are due for their second seed group, as survivors would be.
+                reevaluate: (0..population).map(|i| scored[i].then_some(1)).collect(),
+            },
+            stages: Stages {
+                screen: StageState {
+                    results: vec![None; population],
+                    ..StageState::default()
+                },
+                full: StageState {
+                    baseline: Some(baseline),
+                    baseline_cost: Some(Cost { steps: 20, seconds: 0.5 }),
+                    memo,
+                    results: scores.clone(),
+                },
+                holdout: StageState::default(),
+            },
+            hall_of_fame: HallOfFame {
+                leaders: scores.iter().flatten().cloned().collect(),
+                best_holdout: None,
+            },
+            logbook: Logbook {
+                generations: Vec::new(),
+                total_steps: 40,
+                evaluations: 2,
+                reused: 0,
+                history_len: 0,
+            },
+            ga,
         };
         prop_assert!(checkpoint.check().is_ok(), "{:?}", checkpoint.check());
         let dir = tempfile::tempdir().unwrap();

@@ -422,12 +422,17 @@ fn resume_refuses_an_inconsistent_checkpoint_and_changes_nothing() {
     type Edit = Box<dyn Fn(&mut serde_json::Value)>;
     let cases: Vec<(&str, Edit)> = vec![
         (
-            "field `full.results`",
-            Box::new(|cp| cp["full"]["results"].as_array_mut().unwrap().truncate(2)),
+            "field `stages.full.results`",
+            Box::new(|cp| {
+                cp["stages"]["full"]["results"]
+                    .as_array_mut()
+                    .unwrap()
+                    .truncate(2)
+            }),
         ),
         (
-            "field `population[1]`",
-            Box::new(|cp| cp["population"][1]["lr"] = serde_json::json!(-1.0)),
+            "field `population.genomes[1]`",
+            Box::new(|cp| cp["population"]["genomes"][1]["lr"] = serde_json::json!(-1.0)),
         ),
         (
             "steps 0",
@@ -438,23 +443,23 @@ fn resume_refuses_an_inconsistent_checkpoint_and_changes_nothing() {
             Box::new(|cp| cp["config"]["search"]["population"] = serde_json::json!(0)),
         ),
         (
-            "field `full.baseline`",
-            Box::new(|cp| cp["full"]["baseline"] = serde_json::json!([])),
+            "field `stages.full.baseline`",
+            Box::new(|cp| cp["stages"]["full"]["baseline"] = serde_json::json!([])),
         ),
         (
             "Adam's fitness",
-            Box::new(|cp| cp["full"]["baseline"][0]["fitness"] = serde_json::json!(-1.0)),
+            Box::new(|cp| cp["stages"]["full"]["baseline"][0]["fitness"] = serde_json::json!(-1.0)),
         ),
         (
-            "field `history_len`",
+            "field `logbook.history_len`",
             Box::new(|cp| {
-                let len = cp["history_len"].as_u64().unwrap();
-                cp["history_len"] = serde_json::json!(len - 7);
+                let len = cp["logbook"]["history_len"].as_u64().unwrap();
+                cp["logbook"]["history_len"] = serde_json::json!(len - 7);
             }),
         ),
         (
-            "field `reused`",
-            Box::new(|cp| cp["reused"] = serde_json::json!(1_000_000)),
+            "field `logbook.reused`",
+            Box::new(|cp| cp["logbook"]["reused"] = serde_json::json!(1_000_000)),
         ),
         (
             "ga.lr_log10",
@@ -462,11 +467,11 @@ fn resume_refuses_an_inconsistent_checkpoint_and_changes_nothing() {
         ),
         (
             "whole number of seed groups",
-            Box::new(|cp| cp["full"]["baseline"][0]["runs"] = serde_json::json!([])),
+            Box::new(|cp| cp["stages"]["full"]["baseline"][0]["runs"] = serde_json::json!([])),
         ),
         (
-            "field `reevaluate[0]`",
-            Box::new(|cp| cp["reevaluate"][0] = serde_json::json!(7)),
+            "field `population.reevaluate[0]`",
+            Box::new(|cp| cp["population"]["reevaluate"][0] = serde_json::json!(7)),
         ),
     ];
     for (needle, edit) in cases {

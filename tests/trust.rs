@@ -6,7 +6,10 @@ use evolve::config::Config;
 use evolve::genome::{adam_baseline, Genome, Term, TermKind};
 use evolve::run::RunDir;
 use evolve::search::ga::Ga;
-use evolve::search::records::{Checkpoint, Evaluation, Stage, StageState, CHECKPOINT_VERSION};
+use evolve::search::records::{
+    Checkpoint, Evaluation, HallOfFame, Logbook, Population, Stage, StageState, Stages,
+    CHECKPOINT_VERSION,
+};
 use evolve::train::fitness::{Score, TaskScore};
 use evolve::train::RunMetrics;
 use std::collections::BTreeMap;
@@ -14,7 +17,7 @@ use std::collections::BTreeMap;
 mod common;
 use common::run::{
     as_before_v4, history, kill_and_resume, ok, old_checkpoint_resumes_exactly, tiny_config,
-    Fixture,
+    version_4_checkpoint_resumes_exactly, Fixture,
 };
 
 fn evolve(args: &[&str]) -> std::process::Command {
@@ -111,7 +114,9 @@ fn survivors_are_re_scored_on_fresh_seeds_up_to_the_cap_and_compared_with_adam_o
     let cp: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(run.join("checkpoint.json")).unwrap())
             .unwrap();
-    let adam_runs = cp["full"]["baseline"][0]["runs"].as_array().unwrap();
+    let adam_runs = cp["stages"]["full"]["baseline"][0]["runs"]
+        .as_array()
+        .unwrap();
     let most = groups.values().map(Vec::len).max().unwrap();
     assert_eq!(
         adam_runs.len(),
@@ -195,33 +200,41 @@ fn fabricated_run(f: &Fixture, dir: &std::path::Path) -> Genome {
         .iter()
         .map(|e| (e.hash.clone(), e.score.clone()))
         .collect();
+    let ga = Ga::new(1, config.ga.clone(), 30);
     let checkpoint = Checkpoint {
         version: CHECKPOINT_VERSION,
-        ga: Ga::new(1, config.ga.clone(), 30),
-        generation: 0,
-        reevaluate: vec![None; 3],
-        population,
-        full: StageState {
-            baseline: Some(baseline),
-            baseline_cost: None,
-            memo,
-            results: evaluations.iter().cloned().map(Some).collect(),
-        },
-        screen: StageState {
-            results: vec![None; 3],
-            ..StageState::default()
-        },
-        holdout: StageState::default(),
-        best: Some(evaluations[0].clone()),
-        leaders: evaluations.clone(),
-        best_holdout: None,
         config,
-        generations: Vec::new(),
-        total_steps: 90,
-        evaluations: 3,
-        reused: 0,
-        history_len: 0,
         batch_candidates: 1,
+        population: Population {
+            generation: 0,
+            genomes: population,
+            reevaluate: vec![None; 3],
+        },
+        stages: Stages {
+            screen: StageState {
+                results: vec![None; 3],
+                ..StageState::default()
+            },
+            full: StageState {
+                baseline: Some(baseline),
+                baseline_cost: None,
+                memo,
+                results: evaluations.iter().cloned().map(Some).collect(),
+            },
+            holdout: StageState::default(),
+        },
+        hall_of_fame: HallOfFame {
+            leaders: evaluations.clone(),
+            best_holdout: None,
+        },
+        logbook: Logbook {
+            generations: Vec::new(),
+            total_steps: 90,
+            evaluations: 3,
+            reused: 0,
+            history_len: 0,
+        },
+        ga,
     };
     let run = RunDir::create(dir).unwrap();
     run.save(&checkpoint).unwrap();
@@ -295,6 +308,12 @@ fn the_winner_is_chosen_on_the_held_out_protocol_when_the_search_winner_loses_th
         "exports best.json"
     );
     assert!(exported.contains("held-out val acc"), "{exported}");
+}
+
+#[test]
+fn a_version_4_run_with_a_held_out_stage_is_migrated_and_resumes_exactly() {
+    // Version 4 kept the records loose at the top level, with a copy of the best leader.
+    version_4_checkpoint_resumes_exactly(&held_out_fixture(), |_| {});
 }
 
 #[test]

@@ -2,7 +2,7 @@
 //! mutation walk this table, `GaParams::validate` checks the bounds it names, and a test checks
 //! that each field of the genome schema is a gene that mutation can change. A genome field
 //! without a row here would be fixed forever; the test catches it.
-use crate::genome::{Genome, SignDecay};
+use crate::genome::{Genome, SignDecay, TermKind};
 use serde::{Deserialize, Serialize};
 
 /// How one gene is drawn and varied.
@@ -181,6 +181,9 @@ pub struct GaParams {
     pub flag_flip_rate: f64,
     /// Mutation strength falls linearly from 1 to this over the generations.
     pub final_strength: f64,
+    /// The term kinds random terms are drawn from (all of them by default; the seven of
+    /// Marfinetz 2025 for the paper's search space).
+    pub kinds: Vec<TermKind>,
     pub max_terms: usize,
     pub lr_log10: [f64; 2],
     pub eps_log10: [f64; 2],
@@ -210,6 +213,7 @@ impl Default for GaParams {
             change_term_rate: 0.1,
             flag_flip_rate: 0.05,
             final_strength: 0.3,
+            kinds: TermKind::ALL.to_vec(),
             max_terms: 4,
             lr_log10: [-5.0, -1.0],
             eps_log10: [-10.0, -6.0],
@@ -234,6 +238,17 @@ impl GaParams {
     /// what a genome allows, so that the operators cannot panic or breed an invalid genome.
     pub fn validate(&self) -> std::result::Result<(), String> {
         self.validate_rates()?;
+        let mut kinds = self.kinds.clone();
+        kinds.sort();
+        kinds.dedup();
+        if kinds.is_empty() || kinds.len() != self.kinds.len() {
+            return Err(format!(
+                "field `ga.kinds`: {} kinds, {} distinct; allowed: a non-empty list without repeats of {}",
+                self.kinds.len(),
+                kinds.len(),
+                crate::genome::known_kinds()
+            ));
+        }
         if self.max_terms == 0 || self.max_terms > crate::genome::MAX_TERMS {
             return Err(format!(
                 "field `ga.max_terms`: {}; allowed: 1..={}",

@@ -166,19 +166,8 @@ mod tests {
 
     #[test]
     fn the_readme_table_shows_every_modifier() {
-        let readme = include_str!("../../README.md");
         for decl in &MODIFIERS {
-            let row = format!("| `{}` | {} |", decl.name, decl.formula.replace('|', "\\|"));
-            let line = readme.lines().find(|l| l.starts_with(&row));
-            let line = line.unwrap_or_else(|| panic!("README lacks the row {row}"));
-            let cited = format!(
-                "{} {}, arXiv:{}",
-                decl.paper.authors, decl.paper.year, decl.paper.arxiv
-            );
-            assert!(
-                line.contains(&cited),
-                "README's row {row} does not cite {cited}"
-            );
+            crate::genome::terms::tests::assert_readme_row(decl.name, decl.formula, &decl.paper);
         }
     }
 

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use tch::Tensor;
 
 /// The primitive update terms. The first seven are Marfinetz 2025's; the rest make Signum,
-/// Lion, AddSign and PowerSign expressible.
+/// Lion, AddSign, PowerSign and QHAdam expressible.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum TermKind {
@@ -22,10 +22,11 @@ pub enum TermKind {
     Lion,
     AddSign,
     PowerSign,
+    QhAdam,
 }
 
 impl TermKind {
-    pub const ALL: [TermKind; 11] = [
+    pub const ALL: [TermKind; 12] = [
         TermKind::Gradient,
         TermKind::Momentum,
         TermKind::RmsNorm,
@@ -37,6 +38,7 @@ impl TermKind {
         TermKind::Lion,
         TermKind::AddSign,
         TermKind::PowerSign,
+        TermKind::QhAdam,
     ];
 
     /// This kind's declaration.
@@ -96,8 +98,9 @@ pub struct Inputs<'a> {
     pub m: Option<&'a Tensor>,
     /// Lion's own momentum, which the term also advances.
     pub lion_m: Option<&'a mut Tensor>,
-    /// `√v / √(1−β2^t) + ε` (PyTorch's order of operations).
-    pub rms_denom: Option<&'a Tensor>,
+    /// `√v / √(1−β2^t) + ε` (PyTorch's order of operations), for the terms that declare
+    /// `denom`.
+    pub denom: Option<&'a Tensor>,
     /// The same for the adam term (without the correction for RAdam members).
     pub adam_denom: Option<&'a Tensor>,
     pub eps: &'a Tensor,
@@ -121,6 +124,10 @@ impl Inputs<'_> {
     fn m(&self) -> &Tensor {
         self.m.expect("m is kept when a term reads it")
     }
+
+    fn denom(&self) -> &Tensor {
+        self.denom.expect("computed when a term declares `denom`")
+    }
 }
 
 /// A term kind, declared once.
@@ -136,6 +143,8 @@ pub struct TermDecl {
     /// The per-parameter state the term reads: the moments `m` and `v`, and Lion's own
     /// momentum `lion_m` (which the term also advances).
     pub state: &'static [&'static str],
+    /// Whether the term reads `√v̂ + ε` (computed once a step for every term that does).
+    pub denom: bool,
     pub columns: &'static [Column],
     /// `weight · T` for every member, from `Inputs`.
     pub tensor: fn(&mut Inputs) -> Tensor,
@@ -240,6 +249,14 @@ pub const BELLO_2017: Paper = Paper {
     arxiv: "1709.07417",
 };
 
+/// QHAdam.
+pub const MA_2019: Paper = Paper {
+    authors: "Ma & Yarats",
+    year: 2019,
+    title: "Quasi-hyperbolic momentum and Adam for deep learning",
+    arxiv: "1810.06801",
+};
+
 /// The plain weight column: most terms need nothing else.
 const WEIGHT: &[Column] = &[Column {
     name: "weight",
@@ -247,7 +264,7 @@ const WEIGHT: &[Column] = &[Column {
 }];
 
 /// Every term kind, in `TermKind` order.
-pub static TERMS: [TermDecl; 11] = [
+pub static TERMS: [TermDecl; 12] = [
     TermDecl {
         kind: TermKind::Gradient,
         name: "gradient",
@@ -255,6 +272,7 @@ pub static TERMS: [TermDecl; 11] = [
         paper: MARFINETZ_2025,
         note: "",
         state: &[],
+        denom: false,
         columns: WEIGHT,
         tensor: |x| x.grad * x.col("weight"),
         python: py!("g", "1"),
@@ -266,6 +284,7 @@ pub static TERMS: [TermDecl; 11] = [
         paper: MARFINETZ_2025,
         note: "",
         state: &["m"],
+        denom: false,
         columns: &[Column {
             name: "weight",
             value: |m| m.weight / m.correction(m.beta1),
@@ -280,8 +299,9 @@ pub static TERMS: [TermDecl; 11] = [
         paper: MARFINETZ_2025,
         note: "",
         state: &["v"],
+        denom: true,
         columns: WEIGHT,
-        tensor: |x| x.grad / x.rms_denom.expect("computed when used") * x.col("weight"),
+        tensor: |x| x.grad / x.denom() * x.col("weight"),
         python: Python {
             parts: &[Part {
                 num: "g",
@@ -298,6 +318,7 @@ pub static TERMS: [TermDecl; 11] = [
         paper: MARFINETZ_2025,
         note: "the `radam` modifier rectifies it",
         state: &["m", "v"],
+        denom: false,
         columns: &[
             // The rectified step while RAdam's variance is tractable, else 0 (momentum phase).
             Column {
@@ -340,6 +361,7 @@ pub static TERMS: [TermDecl; 11] = [
         paper: MARFINETZ_2025,
         note: "",
         state: &[],
+        denom: false,
         columns: WEIGHT,
         tensor: |x| x.grad.sign() * x.col("weight"),
         python: py!("torch._foreach_sign(g)", "1"),
@@ -351,6 +373,7 @@ pub static TERMS: [TermDecl; 11] = [
         paper: MARFINETZ_2025,
         note: "",
         state: &[],
+        denom: false,
         columns: WEIGHT,
         tensor: |x| x.grad / (x.grad.abs() + x.eps) * x.col("weight"),
         python: Python {
@@ -372,6 +395,7 @@ pub static TERMS: [TermDecl; 11] = [
         paper: MARFINETZ_2025,
         note: "0.9 constant, as published",
         state: &["m"],
+        denom: false,
         // m̂ + 0.9·(g − m̂) = 0.1·m̂ + 0.9·g
         columns: &[
             Column {
@@ -407,6 +431,7 @@ pub static TERMS: [TermDecl; 11] = [
         paper: BERNSTEIN_2018,
         note: "Signum",
         state: &["m"],
+        denom: false,
         columns: WEIGHT,
         tensor: |x| x.m().sign() * x.col("weight"),
         python: py!("torch._foreach_sign(m)", "1"),
@@ -418,6 +443,7 @@ pub static TERMS: [TermDecl; 11] = [
         paper: CHEN_2023,
         note: "Lion",
         state: &["lion_m"],
+        denom: false,
         columns: &[
             Column {
                 name: "weight",
@@ -457,6 +483,7 @@ pub static TERMS: [TermDecl; 11] = [
         paper: BELLO_2017,
         note: "AddSign",
         state: &["m"],
+        denom: false,
         columns: WEIGHT,
         // sign(g)·g = |g|, so (1 + d·sign(g)·sign(m))·g = g + d·|g|·sign(m).
         tensor: |x| (x.grad + x.grad.abs() * x.m().sign() * x.sign_decay) * x.col("weight"),
@@ -483,6 +510,7 @@ pub static TERMS: [TermDecl; 11] = [
         paper: BELLO_2017,
         note: "PowerSign",
         state: &["m"],
+        denom: false,
         columns: WEIGHT,
         tensor: |x| (x.grad.sign() * x.m().sign() * x.sign_decay).exp() * x.grad * x.col("weight"),
         python: py!(
@@ -491,10 +519,47 @@ pub static TERMS: [TermDecl; 11] = [
             "1"
         ),
     },
+    TermDecl {
+        kind: TermKind::QhAdam,
+        name: "qh_adam",
+        formula: "(0.3·g + 0.7·m̂) / (√v̂ + ε)",
+        paper: MA_2019,
+        note: "QHAdam with ν1 = 0.7 (the paper's recommended ν) and ν2 = 1",
+        state: &["m", "v"],
+        denom: true,
+        columns: &[
+            Column {
+                name: "momentum_weight",
+                value: |m| 0.7 * m.weight / m.correction(m.beta1),
+            },
+            Column {
+                name: "gradient_weight",
+                value: |m| 0.3 * m.weight,
+            },
+        ],
+        tensor: |x| {
+            (x.m() * x.col("momentum_weight") + x.grad * x.col("gradient_weight")) / x.denom()
+        },
+        python: Python {
+            parts: &[
+                Part {
+                    num: "m",
+                    den: Some(DENOM),
+                    coef: "0.7 / bc1",
+                },
+                Part {
+                    num: "g",
+                    den: Some(DENOM),
+                    coef: "0.3",
+                },
+            ],
+            after: "",
+        },
+    },
 ];
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     #[test]
@@ -511,21 +576,23 @@ mod tests {
         }
     }
 
+    /// The README has a table row for `name` showing `formula` and citing `paper`.
+    pub(crate) fn assert_readme_row(name: &str, formula: &str, paper: &Paper) {
+        let readme = include_str!("../../README.md");
+        let row = format!("| `{name}` | {} |", formula.replace('|', "\\|"));
+        let line = readme.lines().find(|l| l.starts_with(&row));
+        let line = line.unwrap_or_else(|| panic!("README lacks the row {row}"));
+        let cited = format!("{} {}, arXiv:{}", paper.authors, paper.year, paper.arxiv);
+        assert!(
+            line.contains(&cited),
+            "README's row {row} does not cite {cited}"
+        );
+    }
+
     #[test]
     fn the_readme_table_shows_the_declared_formulas() {
-        let readme = include_str!("../../README.md");
         for decl in &TERMS {
-            let row = format!("| `{}` | {} |", decl.name, decl.formula.replace('|', "\\|"));
-            let line = readme.lines().find(|l| l.starts_with(&row));
-            let line = line.unwrap_or_else(|| panic!("README lacks the row {row}"));
-            let cited = format!(
-                "{} {}, arXiv:{}",
-                decl.paper.authors, decl.paper.year, decl.paper.arxiv
-            );
-            assert!(
-                line.contains(&cited),
-                "README's row {row} does not cite {cited}"
-            );
+            assert_readme_row(decl.name, decl.formula, &decl.paper);
         }
     }
 }

@@ -305,7 +305,11 @@ impl UpdateRule {
         // √v̂ + ε, written as PyTorch's Adam writes it: √v / √(1−β2^t) + ε.
         let sqrt_v = self.v.as_ref().map(Tensor::sqrt);
         let denom = |divisor: usize| sqrt_v.as_ref().expect("v kept") / c(divisor) + c(terms.eps);
-        let rms_denom = terms.uses(TermKind::RmsNorm).then(|| denom(terms.sqrt_bc2));
+        let shared_denom = terms
+            .kinds
+            .iter()
+            .any(|(kind, _)| kind.decl().denom)
+            .then(|| denom(terms.sqrt_bc2));
         let adam_denom = terms
             .uses(TermKind::Adam)
             .then(|| denom(terms.adam_sqrt_bc2));
@@ -316,7 +320,7 @@ impl UpdateRule {
                 grad,
                 m: self.m.as_ref(),
                 lion_m: self.lion_m.as_mut(),
-                rms_denom: rms_denom.as_ref(),
+                denom: shared_denom.as_ref(),
                 adam_denom: adam_denom.as_ref(),
                 eps: &eps,
                 sign_decay: &sign_decay,

@@ -53,18 +53,24 @@ pub struct Generalization {
 /// The report for a run with a held-out protocol (`None` without one).
 pub fn generalization(cp: &Checkpoint) -> Option<Generalization> {
     let holdout = cp.config.holdout.as_ref()?;
-    let adam = cp.holdout.baseline.as_deref().unwrap_or(&[]);
-    let mut listed: Vec<&Evaluation> = cp.leaders.iter().take(holdout.top).collect();
-    if let Some(w) = &cp.best_holdout {
+    let adam = cp.stages.holdout.baseline.as_deref().unwrap_or(&[]);
+    let mut listed: Vec<&Evaluation> = cp.hall_of_fame.leaders.iter().take(holdout.top).collect();
+    if let Some(w) = &cp.hall_of_fame.best_holdout {
         if !listed.iter().any(|e| e.hash == w.hash) {
-            listed.push(cp.leaders.iter().find(|e| e.hash == w.hash).unwrap_or(w));
+            listed.push(
+                cp.hall_of_fame
+                    .leaders
+                    .iter()
+                    .find(|e| e.hash == w.hash)
+                    .unwrap_or(w),
+            );
         }
     }
     let rows: Vec<Row> = listed
         .iter()
         .enumerate()
         .map(|(i, e)| {
-            let held = cp.holdout.memo.get(&e.hash);
+            let held = cp.stages.holdout.memo.get(&e.hash);
             Row {
                 rank: i + 1,
                 hash: e.hash.clone(),
@@ -106,7 +112,7 @@ pub fn generalization(cp: &Checkpoint) -> Option<Generalization> {
         rows,
         rank_correlation,
         winner: cp.winner().map(|e| e.hash.clone()),
-        search_winner: cp.best.as_ref().map(|e| e.hash.clone()),
+        search_winner: cp.hall_of_fame.best().map(|e| e.hash.clone()),
         verdict,
     })
 }
@@ -131,7 +137,12 @@ fn verdict(cp: &Checkpoint, rows: &[Row]) -> String {
             top.label, top.search
         ),
     };
-    if let Some(w) = cp.best_holdout.as_ref().filter(|w| w.hash != top.hash) {
+    if let Some(w) = cp
+        .hall_of_fame
+        .best_holdout
+        .as_ref()
+        .filter(|w| w.hash != top.hash)
+    {
         let adam = match w.hash == crate::genome::adam_hash() {
             true => " No genome of the search beats Adam held out.",
             false => "",

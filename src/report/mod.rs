@@ -177,7 +177,7 @@ pub fn summary_markdown(cp: &Checkpoint) -> String {
     }
     s += &summary_baselines(cp);
     s += "\n## Generations\n\n| generation | best | mean | best so far |\n|---|---|---|---|\n";
-    for g in &cp.generations {
+    for g in &cp.logbook.generations {
         s += &format!(
             "| {} | {:.4} | {:.4} | {:.4} |\n",
             g.generation, g.best, g.mean, g.best_so_far
@@ -191,13 +191,13 @@ fn summary_header(cp: &Checkpoint) -> String {
     let search = &cp.config.search;
     let mut s = format!(
         "Generations {} of {} · population {} · evaluations {} ({} trained, {} reused) · **total training steps {}**\n\n",
-        cp.generation.min(search.generations),
+        cp.population.generation.min(search.generations),
         search.generations,
         search.population,
-        cp.evaluations,
-        cp.evaluations - cp.reused,
-        cp.reused,
-        cp.total_steps
+        cp.logbook.evaluations,
+        cp.logbook.evaluations - cp.logbook.reused,
+        cp.logbook.reused,
+        cp.logbook.total_steps
     );
     let tasks: Vec<String> = cp
         .config
@@ -241,11 +241,11 @@ fn summary_best(cp: &Checkpoint) -> String {
         )
     };
     let mut s = String::new();
-    if let Some(winner) = &cp.best_holdout {
+    if let Some(winner) = &cp.hall_of_fame.best_holdout {
         s += "## Best genome (best.json: chosen on the held-out protocol)\n\n";
         s += &described(winner, "held-out protocol");
     }
-    if let Some(best) = &cp.best {
+    if let Some(best) = cp.hall_of_fame.best() {
         s += match cp.config.holdout {
             Some(_) => "## Best by search score (best-search.json)\n\n",
             None => "## Best genome\n\n",
@@ -268,13 +268,13 @@ fn summary_baselines(cp: &Checkpoint) -> String {
     s += &"---|---|".repeat(tasks);
     s += "\n";
     let mut rows: Vec<(String, Option<&Score>)> = Vec::new();
-    if let Some(held) = &cp.best_holdout {
+    if let Some(held) = &cp.hall_of_fame.best_holdout {
         rows.push((
             format!("**best held out** ({})", held.genome.label()),
-            cp.full.memo.get(&held.hash),
+            cp.stages.full.memo.get(&held.hash),
         ));
     }
-    if let Some(best) = &cp.best {
+    if let Some(best) = cp.hall_of_fame.best() {
         let what = match cp.config.holdout {
             Some(_) => "best by search score",
             None => "best",
@@ -286,7 +286,7 @@ fn summary_baselines(cp: &Checkpoint) -> String {
     }
     for (name, _) in crate::genome::SHIPPED {
         let hash = crate::genome::shipped(name).hash();
-        rows.push((name.to_string(), cp.full.memo.get(&hash)));
+        rows.push((name.to_string(), cp.stages.full.memo.get(&hash)));
     }
     for (name, score) in rows {
         let Some(score) = score else {
@@ -409,7 +409,7 @@ fn draw_genomes(chart: &mut FitnessChart, history: &[Evaluation]) -> Drawn {
         .draw_series(
             history
                 .iter()
-                .filter(|e| e.stage == Stage::Full)
+                .filter(|e| e.ran_in_full())
                 .map(|e| Circle::new(at(e), 3, BLUE_LINE.mix(0.45).filled())),
         )?
         .label("a genome, full protocol")
@@ -467,7 +467,7 @@ fn draw_progress(root: &Area, history: &[Evaluation]) -> Drawn {
     let mut points = Vec::new();
     for e in history {
         spent += e.steps;
-        if e.stage == Stage::Full && e.score.vs_adam > best {
+        if e.ran_in_full() && e.score.vs_adam > best {
             best = e.score.vs_adam;
         }
         if best.is_finite() {
@@ -518,19 +518,19 @@ pub fn status_text(
     };
     s += &format!(
         "generation {} of {} · genomes scored {done} of {total} · evaluations {} ({} trained, {} reused) · training steps {}\n",
-        (cp.generation + usize::from(cp.generation < search.generations)).min(search.generations),
+        (cp.population.generation + usize::from(cp.population.generation < search.generations)).min(search.generations),
         search.generations,
-        cp.evaluations,
-        cp.evaluations - cp.reused,
-        cp.reused,
-        cp.total_steps
+        cp.logbook.evaluations,
+        cp.logbook.evaluations - cp.logbook.reused,
+        cp.logbook.reused,
+        cp.logbook.total_steps
     );
     let eta = match holder {
         Some(_) if done < total => format!(" · ETA {}", eta(elapsed, done, total - done)),
         _ => String::new(),
     };
     s += &format!("elapsed {}{eta}\n", clock(elapsed));
-    if let Some(held) = &cp.best_holdout {
+    if let Some(held) = &cp.hall_of_fame.best_holdout {
         s += &format!(
             "best held out: {:.4}× Adam on the held-out protocol  {}  (best.json)\n    {}\n",
             held.score.vs_adam,
@@ -538,7 +538,7 @@ pub fn status_text(
             held.genome.describe()
         );
     }
-    if let Some(best) = &cp.best {
+    if let Some(best) = cp.hall_of_fame.best() {
         s += &format!(
             "best so far by search score: {:.4}× Adam  {}  (generation {}, #{})\n    {}\n",
             best.score.vs_adam,
@@ -548,27 +548,32 @@ pub fn status_text(
             best.genome.describe()
         );
     }
+    s + &top_five(history)
+}
+
+/// The five best distinct genomes of `history` trained in full, one line each.
+fn top_five(history: &[Evaluation]) -> String {
     let mut top: Vec<&Evaluation> = Vec::new();
-    let mut full: Vec<&Evaluation> = history.iter().filter(|e| e.stage == Stage::Full).collect();
+    let mut full: Vec<&Evaluation> = history.iter().filter(|e| e.ran_in_full()).collect();
     full.sort_by(|a, b| b.score.vs_adam.total_cmp(&a.score.vs_adam));
     for e in full {
         if top.len() < 5 && !top.iter().any(|t| t.hash == e.hash) {
             top.push(e);
         }
     }
-    if !top.is_empty() {
-        s += "top 5 (full protocol):\n";
-        for (rank, e) in top.iter().enumerate() {
-            s += &format!(
-                "  {}. {:.4}× Adam  {}  {}\n",
-                rank + 1,
-                e.score.vs_adam,
-                e.hash,
-                e.genome.describe()
-            );
-        }
+    let lines = top.iter().enumerate().map(|(rank, e)| {
+        format!(
+            "  {}. {:.4}× Adam  {}  {}\n",
+            rank + 1,
+            e.score.vs_adam,
+            e.hash,
+            e.genome.describe()
+        )
+    });
+    match top.is_empty() {
+        true => String::new(),
+        false => "top 5 (full protocol):\n".to_string() + &lines.collect::<String>(),
     }
-    s
 }
 
 /// The time left for `left` more genomes at the pace of `done` in `elapsed`.

@@ -33,11 +33,16 @@ pub fn steps_bar() -> (ProgressBar, Rc<dyn Fn(u64, u64)>) {
     (bar, on_steps)
 }
 
-/// The stage as log lines show it: its name, with the held-out stage spelled for people.
+/// A stage as log lines show it: its name, with the held-out stage spelled for people.
 fn stage_name(stage: Stage) -> &'static str {
-    match stage {
-        Stage::Holdout => "held-out",
-        other => other.name(),
+    shown(stage.name())
+}
+
+/// `label` (a stage's name in files) as log lines show it.
+fn shown(label: &'static str) -> &'static str {
+    match label {
+        "holdout" => "held-out",
+        other => other,
     }
 }
 
@@ -107,7 +112,7 @@ impl Observer for Lines {
             "gen {} #{} {}: {:.4}× Adam over {} seed(s) ({how}) {}",
             e.generation,
             e.index,
-            stage_name(e.stage),
+            shown(e.stage_label()),
             e.score.vs_adam,
             e.seeds,
             e.genome.describe()
@@ -122,7 +127,7 @@ impl Observer for Lines {
             g.best,
             g.mean,
             g.best_so_far,
-            cp.total_steps,
+            cp.logbook.total_steps,
             self.pace.eta(cp)
         ));
     }
@@ -199,7 +204,7 @@ impl Observer for Bars {
         self.scored(cp);
         let _ = self.multi.println(format!(
             "gen {:>3}: best {:.4}  mean {:.4}  best so far {:.4}  (vs Adam = 1.0; {} evaluations, {} training steps)",
-            g.generation, g.best, g.mean, g.best_so_far, cp.evaluations, cp.total_steps
+            g.generation, g.best, g.mean, g.best_so_far, cp.logbook.evaluations, cp.logbook.total_steps
         ));
     }
 

@@ -114,7 +114,7 @@ pub fn resume(
             ));
         }
     }
-    dir.truncate_history(checkpoint.history_len)?;
+    dir.truncate_history(checkpoint.logbook.history_len)?;
     drive(&dir, checkpoint, options, &executor)
 }
 
@@ -176,7 +176,7 @@ fn write_best(dir: &RunDir, cp: &Checkpoint) -> Result<()> {
     if let Some(winner) = cp.winner() {
         save(winner, BEST)?;
     }
-    if let (Some(best), Some(_)) = (&cp.best, &cp.config.holdout) {
+    if let (Some(best), Some(_)) = (cp.hall_of_fame.best(), &cp.config.holdout) {
         save(best, BEST_SEARCH)?;
     }
     Ok(())
@@ -189,7 +189,7 @@ fn write_reports(dir: &RunDir, cp: &Checkpoint) -> Result<()> {
     dir.write(SUMMARY, report::summary_markdown(cp).as_bytes())?;
     dir.write(
         FITNESS_SVG,
-        report::fitness_svg(&cp.generations, &history).as_bytes(),
+        report::fitness_svg(&cp.logbook.generations, &history).as_bytes(),
     )?;
     dir.write(PROGRESS_SVG, report::progress_svg(&history).as_bytes())
 }

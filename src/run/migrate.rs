@@ -1,11 +1,87 @@
 //! Checkpoints written by older versions, rewritten in the current form on load, so that an old
 //! run resumes with the arithmetic it began with.
-use crate::search::records::CHECKPOINT_VERSION;
+use serde_json::Value;
+
+/// A checkpoint of version `version` rewritten in the current form, one version at a time.
+pub fn migrate(mut v: Value, version: u64) -> std::result::Result<Value, String> {
+    type Step = fn(Value) -> std::result::Result<Value, String>;
+    const STEPS: [Step; 4] = [migrate_v1, migrate_v2, migrate_v3, migrate_v4];
+    let first = version.checked_sub(1).ok_or("version 0")? as usize;
+    for step in STEPS
+        .get(first..)
+        .ok_or("a version newer than this evolve")?
+    {
+        v = step(v)?;
+    }
+    Ok(v)
+}
+
+/// Version 4 kept the records loose at the top level, with `best` a copy of the first leader;
+/// version 5 groups them as DEAP does (population, stages, hall of fame, logbook), and its GA
+/// draws terms from `ga.kinds`, which a version-4 run sets to the kinds it knew.
+fn migrate_v4(mut v: Value) -> std::result::Result<Value, String> {
+    use serde_json::json;
+    let o = v.as_object_mut().ok_or("not a JSON object")?;
+    let mut take = |key: &str| o.remove(key).ok_or(format!("field `{key}`: missing"));
+    let population = json!({
+        "generation": take("generation")?,
+        "genomes": take("population")?,
+        "reevaluate": take("reevaluate")?,
+    });
+    let stages = json!({
+        "screen": take("screen")?,
+        "full": take("full")?,
+        "holdout": take("holdout").unwrap_or(json!({ "baseline": null, "memo": {}, "results": [] })),
+    });
+    let hall_of_fame = json!({
+        "leaders": take("leaders").unwrap_or(json!([])),
+        "best_holdout": take("best_holdout").unwrap_or(Value::Null),
+    });
+    let logbook = json!({
+        "generations": take("generations")?,
+        "total_steps": take("total_steps")?,
+        "evaluations": take("evaluations")?,
+        "reused": take("reused")?,
+        "history_len": take("history_len")?,
+    });
+    // The first leader, which `best` copied.
+    let _ = take("best");
+    // Version 4's GA drew terms from the eleven kinds it knew; the run goes on drawing from them.
+    let kinds = json!([
+        "gradient",
+        "momentum",
+        "rms_norm",
+        "adam",
+        "sign",
+        "unit",
+        "nesterov",
+        "sign_momentum",
+        "lion",
+        "add_sign",
+        "power_sign"
+    ]);
+    for ga in ["/config/ga", "/ga/params"] {
+        if let Some(ga) = v.pointer_mut(ga).and_then(Value::as_object_mut) {
+            ga.entry("kinds").or_insert(kinds.clone());
+        }
+    }
+    let o = v.as_object_mut().ok_or("not a JSON object")?;
+    for (key, value) in [
+        ("population", population),
+        ("stages", stages),
+        ("hall_of_fame", hall_of_fame),
+        ("logbook", logbook),
+    ] {
+        o.insert(key.into(), value);
+    }
+    o.insert("version".into(), json!(5));
+    Ok(v)
+}
 
 /// Version 2 runs scored on the test set and scored every genome once: the fields that say so
 /// now (`score_on`, `max_seed_groups`) are written in, so the run resumes as it began.
-pub fn migrate_v2(v: serde_json::Value) -> std::result::Result<serde_json::Value, String> {
-    use serde_json::{json, Value};
+fn migrate_v2(v: Value) -> std::result::Result<Value, String> {
+    use serde_json::json;
     let mut v = v;
     let config = v
         .get_mut("config")
@@ -36,8 +112,8 @@ pub fn migrate_v2(v: serde_json::Value) -> std::result::Result<serde_json::Value
 
 /// Version 3 computed in NCHW and scored 1,000 images a pass: its tasks (search and held-out)
 /// say so now, so the run resumes with the arithmetic it began with.
-pub fn migrate_v3(mut v: serde_json::Value) -> std::result::Result<serde_json::Value, String> {
-    use serde_json::{json, Value};
+fn migrate_v3(mut v: Value) -> std::result::Result<Value, String> {
+    use serde_json::json;
     let config = v.get_mut("config").ok_or("field `config`: missing")?;
     if config.pointer("/protocol/tasks").is_none() {
         return Err("field `config.protocol.tasks`: missing".into());
@@ -49,15 +125,15 @@ pub fn migrate_v3(mut v: serde_json::Value) -> std::result::Result<serde_json::V
             task.entry("score_batch").or_insert(json!(1000));
         }
     }
-    v["version"] = json!(CHECKPOINT_VERSION);
+    v["version"] = json!(4);
     Ok(v)
 }
 
 /// Version 1 kept the two stages in parallel fields (`memo`/`screen_memo`, `baseline`/
 /// `screen_baseline`, `scores`/`screens`, where `scores` also held the screening evaluations of
 /// genomes not promoted); version 2 keeps one `StageState` per stage.
-pub fn migrate_v1(mut v: serde_json::Value) -> std::result::Result<serde_json::Value, String> {
-    use serde_json::{json, Value};
+fn migrate_v1(mut v: Value) -> std::result::Result<Value, String> {
+    use serde_json::json;
     let o = v.as_object_mut().ok_or("not a JSON object")?;
     let n = o
         .get("population")

@@ -18,7 +18,6 @@ use crate::error::{Error, Result};
 use crate::fsutil::write_json_confined;
 use crate::search::records::{Checkpoint, Evaluation, CHECKPOINT_VERSION};
 pub use lock::RunLock;
-use migrate::{migrate_v1, migrate_v2, migrate_v3};
 use serde::Serialize;
 use std::fs::OpenOptions;
 use std::io::Write;
@@ -146,19 +145,10 @@ impl RunDir {
             crate::fsutil::parse_json(&text).map_err(|m| refuse(m.clone()))?;
         let version = value.get("version").and_then(|v| v.as_u64());
         let text = match version {
-            Some(1) => migrate_v1(value)
-                .and_then(migrate_v2)
-                .and_then(migrate_v3)
-                .map_err(|m| refuse(m.clone()))?
-                .to_string(),
-            Some(2) => migrate_v2(value)
-                .and_then(migrate_v3)
-                .map_err(|m| refuse(m.clone()))?
-                .to_string(),
-            Some(3) => migrate_v3(value)
-                .map_err(|m| refuse(m.clone()))?
-                .to_string(),
             Some(v) if v == CHECKPOINT_VERSION as u64 => text,
+            Some(v @ 1..) if v < CHECKPOINT_VERSION as u64 => migrate::migrate(value, v)
+                .map_err(|m| refuse(m.clone()))?
+                .to_string(),
             _ => {
                 return Err(Error::run(
                     &path,
@@ -177,7 +167,7 @@ impl RunDir {
             true => crate::fsutil::read_regular(&history_path, None)?,
             false => Vec::new(),
         };
-        let len = checkpoint.history_len as usize;
+        let len = checkpoint.logbook.history_len as usize;
         if history.len() < len {
             let whole = history.iter().filter(|&&b| b == b'\n').count();
             return Err(Error::run(
@@ -191,7 +181,7 @@ impl RunDir {
         }
         if len > 0 && history[len - 1] != b'\n' {
             return Err(refuse(format!(
-                "field `history_len`: {len} does not end a line of {HISTORY}"
+                "field `logbook.history_len`: {len} does not end a line of {HISTORY}"
             )));
         }
         Ok(checkpoint)
@@ -244,7 +234,7 @@ impl RunDir {
     pub fn history(&self, checkpoint: &Checkpoint) -> Result<Vec<Evaluation>> {
         let path = self.file(HISTORY);
         let bytes = crate::fsutil::read_regular(&path, None)?;
-        let known = &bytes[..(checkpoint.history_len as usize).min(bytes.len())];
+        let known = &bytes[..(checkpoint.logbook.history_len as usize).min(bytes.len())];
         String::from_utf8_lossy(known)
             .lines()
             .enumerate()

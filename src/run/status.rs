@@ -44,10 +44,10 @@ pub fn closing_message(cp: &Checkpoint, dir: &Path) -> String {
             e.genome.describe()
         )
     };
-    if let Some(held) = &cp.best_holdout {
+    if let Some(held) = &cp.hall_of_fame.best_holdout {
         s += &line("best (held out)", held, "held-out");
     }
-    if let Some(best) = &cp.best {
+    if let Some(best) = cp.hall_of_fame.best() {
         s += &line("best by search score", best, "search");
     }
     if let Some(g) = crate::report::generalization::generalization(cp) {
@@ -72,7 +72,7 @@ pub fn closing_message(cp: &Checkpoint, dir: &Path) -> String {
     s + &format!(
         "run directory: {} ({files}); {} training steps\n",
         dir.display(),
-        cp.total_steps
+        cp.logbook.total_steps
     )
 }
 

@@ -8,7 +8,7 @@
 //! linearly over the generations.
 use crate::genome::genes::GaParams;
 use crate::genome::genes::{copy_gene, GeneKind, GENES, SIGN_DECAYS};
-use crate::genome::{Genome, Lookahead, SignDecay, Term, TermKind};
+use crate::genome::{Genome, Lookahead, SignDecay, Term};
 use rand::{seq::SliceRandom, Rng, SeedableRng};
 use rand_chacha::ChaCha20Rng;
 use serde::{Deserialize, Serialize};
@@ -54,7 +54,11 @@ impl Ga {
     }
 
     fn random_term(&mut self) -> Term {
-        let kind = *TermKind::ALL.choose(&mut self.rng).expect("non-empty");
+        let kind = *self
+            .params
+            .kinds
+            .choose(&mut self.rng)
+            .expect("validated non-empty");
         let [lo, hi] = self.params.term_weight;
         Term {
             kind,
@@ -304,7 +308,11 @@ impl Ga {
         }
         if self.chance(p.change_term_rate) {
             let i = self.rng.gen_range(0..c.terms.len());
-            c.terms[i].kind = *TermKind::ALL.choose(&mut self.rng).expect("non-empty");
+            c.terms[i].kind = *self
+                .params
+                .kinds
+                .choose(&mut self.rng)
+                .expect("validated non-empty");
         }
     }
 

@@ -17,7 +17,8 @@ use crate::train::baseline;
 use crate::train::fitness::{Score, TaskScore};
 use crate::train::prune::Pruning;
 pub use records::{
-    Checkpoint, Cost, Evaluation, GenerationStats, Stage, StageState, CHECKPOINT_VERSION, LEADERS,
+    Checkpoint, Cost, Evaluation, GenerationStats, HallOfFame, Logbook, Population, Stage,
+    StageState, Stages, CHECKPOINT_VERSION, LEADERS,
 };
 use std::collections::HashSet;
 use std::ops::Range;
@@ -86,7 +87,7 @@ pub fn run(cx: &mut Context, mut cp: Checkpoint) -> Result<Checkpoint> {
     }
     cx.out.store.save(&cp)?;
     cx.out.observer.started(&cp);
-    while cp.generation < cp.config.search.generations {
+    while cp.population.generation < cp.config.search.generations {
         if cp.config.fidelity.enabled {
             screen_stage(cx, &mut cp)?;
         }
@@ -129,33 +130,44 @@ pub fn first_checkpoint(config: Config, batch_candidates: usize) -> Checkpoint {
     };
     Checkpoint {
         version: CHECKPOINT_VERSION,
-        full: empty(),
-        screen: empty(),
         config,
-        generation: 0,
-        reevaluate: vec![None; population.len()],
-        population,
-        ga,
-        best: None,
-        leaders: Vec::new(),
-        holdout: StageState::default(),
-        best_holdout: None,
-        generations: Vec::new(),
-        total_steps: 0,
-        evaluations: 0,
-        reused: 0,
-        history_len: 0,
         batch_candidates,
+        stages: Stages {
+            screen: empty(),
+            full: empty(),
+            holdout: StageState::default(),
+        },
+        population: Population {
+            generation: 0,
+            reevaluate: vec![None; population.len()],
+            genomes: population,
+        },
+        hall_of_fame: HallOfFame {
+            leaders: Vec::new(),
+            best_holdout: None,
+        },
+        logbook: Logbook {
+            generations: Vec::new(),
+            total_steps: 0,
+            evaluations: 0,
+            reused: 0,
+            history_len: 0,
+        },
+        ga,
     }
 }
 
 /// Screens every genome of the generation not yet known in full (multi-fidelity).
 fn screen_stage(cx: &mut Context, cp: &mut Checkpoint) -> Result<()> {
-    let unscreened: Vec<usize> = (0..cp.population.len())
+    let unscreened: Vec<usize> = (0..cp.population.genomes.len())
         .filter(|&i| {
-            cp.full.results[i].is_none()
-                && cp.screen.results[i].is_none()
-                && !cp.full.memo.contains_key(&cp.population[i].hash())
+            cp.stages.full.results[i].is_none()
+                && cp.stages.screen.results[i].is_none()
+                && !cp
+                    .stages
+                    .full
+                    .memo
+                    .contains_key(&cp.population.genomes[i].hash())
         })
         .collect();
     let pass = candidates(cp, &unscreened);
@@ -165,18 +177,21 @@ fn screen_stage(cx: &mut Context, cp: &mut Checkpoint) -> Result<()> {
 /// Trains the promoted genomes under the full protocol: new ones on the protocol's seeds, then
 /// survivors on their next seed group (noise-aware selection), one seed group at a time.
 fn full_stage(cx: &mut Context, cp: &mut Checkpoint) -> Result<()> {
-    let pending: Vec<usize> = promoted(&cp.screen.results, cp.config.fidelity.promote)
+    let pending: Vec<usize> = promoted(&cp.stages.screen.results, cp.config.fidelity.promote)
         .into_iter()
-        .filter(|&i| cp.full.results[i].is_none())
+        .filter(|&i| cp.stages.full.results[i].is_none())
         .collect();
-    let mut groups: Vec<Option<u64>> = pending.iter().map(|&i| cp.reevaluate[i]).collect();
+    let mut groups: Vec<Option<u64>> = pending
+        .iter()
+        .map(|&i| cp.population.reevaluate[i])
+        .collect();
     groups.sort();
     groups.dedup();
     for group in groups {
         let due: Vec<usize> = pending
             .iter()
             .copied()
-            .filter(|&i| cp.reevaluate[i] == group)
+            .filter(|&i| cp.population.reevaluate[i] == group)
             .collect();
         let pass = candidates(cp, &due);
         evaluate(cx, cp, &pass, Stage::Full, group.unwrap_or(0))?;
@@ -188,12 +203,12 @@ fn full_stage(cx: &mut Context, cp: &mut Checkpoint) -> Result<()> {
 /// records this generation's check by rank, so a resumed check picks up where it stopped.
 fn holdout_stage(cx: &mut Context, cp: &mut Checkpoint) -> Result<()> {
     let candidates = held_out_candidates(cp);
-    if cp.holdout.results.len() != candidates.len() {
-        cp.holdout.results = vec![None; candidates.len()];
+    if cp.stages.holdout.results.len() != candidates.len() {
+        cp.stages.holdout.results = vec![None; candidates.len()];
     }
     let pass: Vec<(usize, Genome)> = candidates
         .into_iter()
-        .filter(|(rank, _)| cp.holdout.results[*rank].is_none())
+        .filter(|(rank, _)| cp.stages.holdout.results[*rank].is_none())
         .collect();
     evaluate(cx, cp, &pass, Stage::Holdout, 0)
 }
@@ -202,14 +217,14 @@ fn holdout_stage(cx: &mut Context, cp: &mut Checkpoint) -> Result<()> {
 fn candidates(cp: &Checkpoint, indices: &[usize]) -> Vec<(usize, Genome)> {
     indices
         .iter()
-        .map(|&i| (i, cp.population[i].clone()))
+        .map(|&i| (i, cp.population.genomes[i].clone()))
         .collect()
 }
 
 /// Whether this generation ends with a held-out check: every `every` generations and after the
 /// last.
 fn holdout_due(cp: &Checkpoint) -> bool {
-    let done = cp.generation + 1;
+    let done = cp.population.generation + 1;
     cp.config
         .holdout
         .as_ref()
@@ -221,6 +236,7 @@ fn holdout_due(cp: &Checkpoint) -> bool {
 fn held_out_candidates(cp: &Checkpoint) -> Vec<(usize, Genome)> {
     let top = cp.config.holdout.as_ref().map_or(0, |h| h.top);
     let mut list: Vec<Genome> = cp
+        .hall_of_fame
         .leaders
         .iter()
         .take(top)
@@ -244,7 +260,7 @@ fn prepare_baseline(exec: &mut dyn Executor, cp: &mut Checkpoint, stage: Stage) 
             steps,
             seconds: clock.elapsed().as_secs_f64(),
         });
-        cp.total_steps += steps;
+        cp.logbook.total_steps += steps;
     }
     let seeds = stage_protocol(cp, stage).seeds as usize;
     let state = cp.stage_mut(stage);
@@ -303,7 +319,7 @@ fn extend_baseline(
 ) -> Result<u64> {
     let adam = work_item(cp, stage, 0, vec![adam_baseline()]);
     let seeds = adam.protocol.seeds as usize;
-    let generation = cp.generation;
+    let generation = cp.population.generation;
     let mut held = cp.stage_mut(stage).baseline.take();
     let extended = baseline::extend(&mut held, group, seeds, |g| {
         let item = WorkItem {
@@ -351,7 +367,7 @@ fn evaluate(
         return Ok(());
     }
     // Adam trained on a new seed group costs steps too.
-    cp.total_steps += extend_baseline(exec, cp, stage, group)?;
+    cp.logbook.total_steps += extend_baseline(exec, cp, stage, group)?;
     // Adam rides along on its baseline's runs; the others train.
     let prune = pruning(cp, stage, group);
     let items: Vec<WorkItem> = windows
@@ -365,14 +381,14 @@ fn evaluate(
             }
         })
         .collect();
-    let generation = cp.generation;
+    let generation = cp.population.generation;
     let starting = |i: usize| {
         let window: &Window = &windows[i];
         let first = *window.train.first().unwrap_or(&window.positions.start);
         out.observer
             .candidate_started(generation, pass[first].0, &pass[first].1, stage);
     };
-    let batch = batch_name(cp.generation, stage, group, "");
+    let batch = batch_name(cp.population.generation, stage, group, "");
     exec.run(&batch, &items, &starting, &mut |i, result| {
         merge_window(out, cp, pass, &windows[i], result, stage, group)
     })
@@ -450,12 +466,8 @@ fn record(
         None if hash == adam_hash() => state.baseline_cost.take(),
         None => None,
     };
-    let stage = match stage == Stage::Full && score.pruned() {
-        true => Stage::Pruned,
-        false => stage,
-    };
     let evaluation = Evaluation {
-        generation: cp.generation,
+        generation: cp.population.generation,
         index,
         hash,
         genome: genome.clone(),
@@ -468,44 +480,28 @@ fn record(
     };
     // A baseline's steps were counted when it trained.
     if trained.is_some() {
-        cp.total_steps += evaluation.steps;
+        cp.logbook.total_steps += evaluation.steps;
     }
-    cp.evaluations += 1;
-    cp.reused += u64::from(evaluation.cached);
-    cp.history_len = store.append(&evaluation)?;
+    cp.logbook.evaluations += 1;
+    cp.logbook.reused += u64::from(evaluation.cached);
+    cp.logbook.history_len = store.append(&evaluation)?;
+    cp.stage_mut(stage).results[index] = Some(evaluation.clone());
+    let fame = &mut cp.hall_of_fame;
     match stage {
-        Stage::Full => {
-            rank_leader(cp, &evaluation);
-            cp.full.results[index] = Some(evaluation.clone());
+        // A pruned run is scored, but never a leader: it stopped short.
+        Stage::Full if !evaluation.pruned() => {
+            let keep = cp.config.holdout.as_ref().map_or(0, |h| h.top).max(LEADERS);
+            fame.rank(&evaluation, keep);
         }
-        // Scored, but never a leader: its run stopped short.
-        Stage::Pruned => cp.full.results[index] = Some(evaluation.clone()),
-        Stage::Screen => cp.screen.results[index] = Some(evaluation.clone()),
         Stage::Holdout => {
-            cp.holdout.results[index] = Some(evaluation.clone());
-            if cp
-                .best_holdout
-                .as_ref()
-                .is_none_or(|b| evaluation.score.vs_adam > b.score.vs_adam)
-            {
-                cp.best_holdout = Some(evaluation.clone());
+            let best = fame.best_holdout.as_ref();
+            if best.is_none_or(|b| evaluation.score.vs_adam > b.score.vs_adam) {
+                fame.best_holdout = Some(evaluation.clone());
             }
         }
+        _ => {}
     }
     Ok(evaluation)
-}
-
-/// Puts a full evaluation among the leaders (replacing the genome's older one: a survivor's
-/// score is its mean over more seeds now) and makes the first leader the search's best.
-fn rank_leader(cp: &mut Checkpoint, evaluation: &Evaluation) {
-    let keep = cp.config.holdout.as_ref().map_or(0, |h| h.top).max(LEADERS);
-    cp.leaders.retain(|e| e.hash != evaluation.hash);
-    let at = cp
-        .leaders
-        .partition_point(|e| e.score.vs_adam >= evaluation.score.vs_adam);
-    cp.leaders.insert(at, evaluation.clone());
-    cp.leaders.truncate(keep);
-    cp.best = cp.leaders.first().cloned();
 }
 
 /// Consecutive positions of a stage's pending list that are evaluated together; the genomes at
@@ -570,22 +566,23 @@ pub fn promoted(screens: &[Option<Evaluation>], promote: f64) -> Vec<usize> {
 /// worst full score, so a genome screened out or stopped short never outranks a fully trained
 /// one.
 pub fn selection_fitness(selected: &[&Evaluation]) -> Vec<f64> {
+    let capped = |e: &Evaluation| e.stage == Stage::Screen || e.pruned();
     let worst_full = selected
         .iter()
-        .filter(|e| e.stage == Stage::Full)
+        .filter(|e| e.ran_in_full())
         .map(|e| e.score.vs_adam)
         .fold(f64::INFINITY, f64::min);
     selected
         .iter()
-        .map(|e| match e.stage {
-            Stage::Screen | Stage::Pruned => e.score.vs_adam.min(worst_full),
-            Stage::Full | Stage::Holdout => e.score.vs_adam,
+        .map(|e| match capped(e) {
+            true => e.score.vs_adam.min(worst_full),
+            false => e.score.vs_adam,
         })
         .collect()
 }
 
 fn fitness(cp: &Checkpoint) -> Vec<f64> {
-    let selected: Vec<&Evaluation> = (0..cp.population.len())
+    let selected: Vec<&Evaluation> = (0..cp.population.genomes.len())
         .map(|i| {
             cp.selected(i)
                 .expect("every genome of the generation is scored")
@@ -598,10 +595,10 @@ fn generation_stats(cp: &Checkpoint) -> GenerationStats {
     let fitness = fitness(cp);
     let best = fitness.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
     GenerationStats {
-        generation: cp.generation,
+        generation: cp.population.generation,
         best,
         mean: fitness.iter().sum::<f64>() / fitness.len() as f64,
-        best_so_far: cp.best.as_ref().map_or(best, |b| b.score.vs_adam),
+        best_so_far: cp.hall_of_fame.best().map_or(best, |b| b.score.vs_adam),
     }
 }
 
@@ -609,24 +606,24 @@ fn generation_stats(cp: &Checkpoint) -> GenerationStats {
 fn breed(cp: &mut Checkpoint, stats: GenerationStats) -> Result<()> {
     let search = cp.config.search.clone();
     let fitness = fitness(cp);
-    cp.generations.push(stats);
-    if cp.generation + 1 < search.generations {
+    cp.logbook.generations.push(stats);
+    if cp.population.generation + 1 < search.generations {
         let next = cp.ga.next_generation(
-            &cp.population,
+            &cp.population.genomes,
             &fitness,
             search.elites,
             search.tournament,
-            cp.generation + 1,
+            cp.population.generation + 1,
             search.generations,
         );
-        check_bred(&next, cp.generation + 1)?;
-        cp.full.results = vec![None; next.len()];
-        cp.screen.results = vec![None; next.len()];
-        cp.reevaluate = next.iter().map(|g| next_seed_group(cp, g)).collect();
-        cp.holdout.results = Vec::new();
-        cp.population = next;
+        check_bred(&next, cp.population.generation + 1)?;
+        cp.stages.full.results = vec![None; next.len()];
+        cp.stages.screen.results = vec![None; next.len()];
+        cp.population.reevaluate = next.iter().map(|g| next_seed_group(cp, g)).collect();
+        cp.stages.holdout.results = Vec::new();
+        cp.population.genomes = next;
     }
-    cp.generation += 1;
+    cp.population.generation += 1;
     Ok(())
 }
 
@@ -636,7 +633,7 @@ fn breed(cp: &mut Checkpoint, stats: GenerationStats) -> Result<()> {
 fn next_seed_group(cp: &Checkpoint, genome: &Genome) -> Option<u64> {
     let hash = genome.hash();
     let seeds = cp.config.protocol.seeds as usize;
-    let groups = baseline::groups(cp.full.memo.get(&hash)?.seeds(), seeds);
+    let groups = baseline::groups(cp.stages.full.memo.get(&hash)?.seeds(), seeds);
     (baseline::trains(genome) && groups < cp.config.search.max_seed_groups).then_some(groups)
 }
 
@@ -718,6 +715,28 @@ mod tests {
         }
     }
 
+    /// A full evaluation stopped by learning-curve pruning.
+    fn pruned(index: usize, vs_adam: f64) -> Evaluation {
+        let run = crate::train::RunMetrics {
+            seed: 0,
+            score_acc: 0.5,
+            test_acc: None,
+            fitness: None,
+            losses: Vec::new(),
+            steps: 15,
+            diverged: false,
+            pruned: true,
+            seconds: 0.0,
+            train_seconds: 0.0,
+        };
+        let mut e = evaluation(index, Stage::Full, vs_adam);
+        e.score.tasks = vec![crate::train::fitness::TaskScore::from_runs(
+            "cifar10",
+            vec![run],
+        )];
+        e
+    }
+
     fn evaluation(index: usize, stage: Stage, vs_adam: f64) -> Evaluation {
         let genome = adam_baseline();
         Evaluation {
@@ -766,8 +785,8 @@ mod tests {
         let screened = [
             evaluation(2, Stage::Screen, 1.4),
             evaluation(3, Stage::Screen, 0.7),
-            evaluation(4, Stage::Pruned, 1.3),
-            evaluation(5, Stage::Pruned, 0.6),
+            pruned(4, 1.3),
+            pruned(5, 0.6),
         ];
         let all: Vec<&Evaluation> = full.iter().chain(&screened).collect();
         assert_eq!(selection_fitness(&all), [1.05, 0.95, 0.95, 0.7, 0.95, 0.6]);

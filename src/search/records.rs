@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 
 /// The checkpoint format this evolve writes; older ones are migrated on load (`run::migrate`
 /// says what each version changed), so a run resumes with the arithmetic it began with.
-pub const CHECKPOINT_VERSION: u32 = 4;
+pub const CHECKPOINT_VERSION: u32 = 5;
 /// The search's best distinct genomes kept for the held-out stage and reports (at least).
 pub const LEADERS: usize = 10;
 
@@ -20,13 +20,11 @@ pub const LEADERS: usize = 10;
 pub enum Stage {
     /// The cut-down protocol of multi-fidelity screening.
     Screen,
-    /// The full protocol.
+    /// The full protocol (files name a run stopped early by learning-curve pruning `pruned`).
+    #[serde(alias = "pruned")]
     Full,
     /// A held-out protocol: the search's best genomes re-checked (meta-validation).
     Holdout,
-    /// The full protocol, stopped early by learning-curve pruning (`fidelity.prune`); kept with
-    /// the full stage's results, scored but capped like a screening score.
-    Pruned,
 }
 
 impl Stage {
@@ -36,13 +34,12 @@ impl Stage {
             Stage::Screen => "screen",
             Stage::Full => "full",
             Stage::Holdout => "holdout",
-            Stage::Pruned => "pruned",
         }
     }
 }
 
 /// One evaluated genome, as `history.jsonl` and the checkpoint keep it (loss curves left out).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Deserialize)]
 pub struct Evaluation {
     pub generation: usize,
     pub index: usize,
@@ -59,6 +56,45 @@ pub struct Evaluation {
     /// Whether the score was reused from an identical genome evaluated before.
     pub cached: bool,
     pub seconds: f64,
+}
+
+impl Evaluation {
+    /// Whether learning-curve pruning stopped a run of it short: an outcome of a full
+    /// evaluation, scored but capped like a screening score, and never a leader.
+    pub fn pruned(&self) -> bool {
+        self.stage == Stage::Full && self.score.pruned()
+    }
+
+    /// A full evaluation whose runs all went the whole way.
+    pub fn ran_in_full(&self) -> bool {
+        self.stage == Stage::Full && !self.pruned()
+    }
+
+    /// The stage as files name it: `pruned` for a pruned full evaluation.
+    pub fn stage_label(&self) -> &'static str {
+        match self.pruned() {
+            true => "pruned",
+            false => self.stage.name(),
+        }
+    }
+}
+
+impl Serialize for Evaluation {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let mut s = serializer.serialize_struct("Evaluation", 10)?;
+        s.serialize_field("generation", &self.generation)?;
+        s.serialize_field("index", &self.index)?;
+        s.serialize_field("hash", &self.hash)?;
+        s.serialize_field("genome", &self.genome)?;
+        s.serialize_field("stage", self.stage_label())?;
+        s.serialize_field("seeds", &self.seeds)?;
+        s.serialize_field("score", &self.score)?;
+        s.serialize_field("steps", &self.steps)?;
+        s.serialize_field("cached", &self.cached)?;
+        s.serialize_field("seconds", &self.seconds)?;
+        s.end()
+    }
 }
 
 /// Best, mean and best-so-far fitness (vs Adam) of one generation.
@@ -90,36 +126,76 @@ pub struct StageState {
     pub results: Vec<Option<Evaluation>>,
 }
 
-/// Everything needed to continue a run exactly.
+/// Everything needed to continue a run exactly, grouped as DEAP keeps a search's records: this
+/// generation's population, each stage's scores, the hall of fame, the logbook and the GA.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Checkpoint {
     pub version: u32,
     pub config: Config,
+    /// Genomes trained side by side (stacked); part of what a run is, so it never changes.
+    #[serde(default = "one")]
+    pub batch_candidates: usize,
+    pub population: Population,
+    pub stages: Stages,
+    pub hall_of_fame: HallOfFame,
+    pub logbook: Logbook,
+    pub ga: Ga,
+}
+
+/// The generation being scored.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Population {
     pub generation: usize,
-    pub population: Vec<Genome>,
-    /// Per genome of this generation: the seed group a survivor is re-evaluated on (noise-aware
-    /// selection), fixed when the generation is bred; `None` for a genome scored as usual.
-    #[serde(default)]
+    pub genomes: Vec<Genome>,
+    /// Per genome: the seed group a survivor is re-evaluated on (noise-aware selection), fixed
+    /// when the generation is bred; `None` for a genome scored as usual.
     pub reevaluate: Vec<Option<u64>>,
+}
+
+/// What each protocol has scored.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Stages {
+    /// Multi-fidelity screening (results stay empty without it).
+    pub screen: StageState,
     /// Full-protocol evaluations; a genome of this generation without one is selected by its
     /// screening evaluation.
     pub full: StageState,
-    /// Multi-fidelity screening (results stay empty without it).
-    pub screen: StageState,
-    pub ga: Ga,
-    /// The best genome by search score (its latest, seed-averaged evaluation).
-    pub best: Option<Evaluation>,
-    /// The search's best distinct genomes by latest full score, best first (at least `LEADERS`,
-    /// or the held-out `top`).
-    #[serde(default)]
-    pub leaders: Vec<Evaluation>,
     /// Held-out protocol evaluations (meta-validation); `results` holds this generation's
     /// held-out check by rank.
-    #[serde(default)]
     pub holdout: StageState,
+}
+
+/// The best genomes seen.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct HallOfFame {
+    /// The search's best distinct genomes by latest full score, best first (at least `LEADERS`,
+    /// or the held-out `top`); pruned runs never lead.
+    pub leaders: Vec<Evaluation>,
     /// The best genome by held-out score.
-    #[serde(default)]
     pub best_holdout: Option<Evaluation>,
+}
+
+impl HallOfFame {
+    /// The best genome by search score (its latest, seed-averaged evaluation).
+    pub fn best(&self) -> Option<&Evaluation> {
+        self.leaders.first()
+    }
+
+    /// Puts a full evaluation among the `keep` leaders, replacing the genome's older one (a
+    /// survivor's score is its mean over more seeds now).
+    pub fn rank(&mut self, evaluation: &Evaluation, keep: usize) {
+        self.leaders.retain(|e| e.hash != evaluation.hash);
+        let at = self
+            .leaders
+            .partition_point(|e| e.score.vs_adam >= evaluation.score.vs_adam);
+        self.leaders.insert(at, evaluation.clone());
+        self.leaders.truncate(keep);
+    }
+}
+
+/// What the run has done so far.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Logbook {
     pub generations: Vec<GenerationStats>,
     /// Training steps done so far (reused scores cost none).
     pub total_steps: u64,
@@ -128,9 +204,6 @@ pub struct Checkpoint {
     pub reused: u64,
     /// Byte length of `history.jsonl` when this checkpoint was written.
     pub history_len: u64,
-    /// Genomes trained side by side (stacked); part of what a run is, so it never changes.
-    #[serde(default = "one")]
-    pub batch_candidates: usize,
 }
 
 fn one() -> usize {
@@ -140,17 +213,17 @@ fn one() -> usize {
 impl Checkpoint {
     pub fn stage(&self, stage: Stage) -> &StageState {
         match stage {
-            Stage::Screen => &self.screen,
-            Stage::Full | Stage::Pruned => &self.full,
-            Stage::Holdout => &self.holdout,
+            Stage::Screen => &self.stages.screen,
+            Stage::Full => &self.stages.full,
+            Stage::Holdout => &self.stages.holdout,
         }
     }
 
     pub fn stage_mut(&mut self, stage: Stage) -> &mut StageState {
         match stage {
-            Stage::Screen => &mut self.screen,
-            Stage::Full | Stage::Pruned => &mut self.full,
-            Stage::Holdout => &mut self.holdout,
+            Stage::Screen => &mut self.stages.screen,
+            Stage::Full => &mut self.stages.full,
+            Stage::Holdout => &mut self.stages.holdout,
         }
     }
 
@@ -158,7 +231,7 @@ impl Checkpoint {
     pub fn protocol(&self, stage: Stage) -> Option<crate::train::Protocol> {
         let c = &self.config;
         match stage {
-            Stage::Full | Stage::Pruned => Some(c.protocol.clone()),
+            Stage::Full => Some(c.protocol.clone()),
             Stage::Screen => Some(c.fidelity.screening(&c.protocol)),
             Stage::Holdout => c.holdout.as_ref().map(|h| h.protocol.clone()),
         }
@@ -167,18 +240,20 @@ impl Checkpoint {
     /// The genome `best.json` holds: the best held out when the run has a held-out protocol
     /// and has checked one, else the best by search score.
     pub fn winner(&self) -> Option<&Evaluation> {
-        self.best_holdout.as_ref().or(self.best.as_ref())
+        let fame = &self.hall_of_fame;
+        fame.best_holdout.as_ref().or(fame.best())
     }
 
     /// (genomes of the run that have a selection score, genomes the run will score in all).
     pub fn scored(&self) -> (usize, usize) {
         let search = &self.config.search;
         let total = search.generations.saturating_mul(search.population);
-        let this = (0..self.population.len())
+        let this = (0..self.population.genomes.len())
             .filter(|&i| self.selected(i).is_some())
             .count();
-        let done = match self.generation < search.generations {
-            true => (self.generation * search.population + this).min(total),
+        let generation = self.population.generation;
+        let done = match generation < search.generations {
+            true => (generation * search.population + this).min(total),
             false => total,
         };
         (done, total)
@@ -187,9 +262,10 @@ impl Checkpoint {
     /// The evaluation genome `i` of this generation is selected by: its full one, else its
     /// screening one.
     pub fn selected(&self, i: usize) -> Option<&Evaluation> {
-        self.full.results[i]
+        let stages = &self.stages;
+        stages.full.results[i]
             .as_ref()
-            .or(self.screen.results[i].as_ref())
+            .or(stages.screen.results[i].as_ref())
     }
 
     /// A survivor due for re-scoring on seed group `group` must have been scored on exactly
@@ -197,14 +273,15 @@ impl Checkpoint {
     fn check_reevaluation(&self, i: usize, group: u64) -> std::result::Result<(), String> {
         let seeds = self.config.protocol.seeds;
         let groups = self
+            .stages
             .full
             .memo
-            .get(&self.population[i].hash())
+            .get(&self.population.genomes[i].hash())
             .map(|s| crate::train::baseline::groups(s.seeds(), seeds as usize));
         let due = (1..self.config.search.max_seed_groups).contains(&group);
         if !due || !groups.is_some_and(|g| g == group || g == group + 1) {
             return Err(format!(
-                "field `reevaluate[{i}]`: seed group {group}, but population[{i}] was scored on {} seed group(s) of at most {}; allowed: null or the next group",
+                "field `population.reevaluate[{i}]`: seed group {group}, but population.genomes[{i}] was scored on {} seed group(s) of at most {}; allowed: null or the next group",
                 groups.map_or("no".into(), |g| g.to_string()),
                 self.config.search.max_seed_groups
             ));
@@ -224,26 +301,25 @@ impl Checkpoint {
             .validate()
             .map_err(|m| format!("field `ga.params`: {m}"))?;
         self.check_counts()?;
-        for i in 0..self.population.len() {
+        for i in 0..self.population.genomes.len() {
             self.check_slot(i)?;
         }
-        for (field, e) in [("best", &self.best), ("best_holdout", &self.best_holdout)] {
-            if let Some(e) = e {
-                check_evaluation(field, e)?;
-            }
+        let fame = &self.hall_of_fame;
+        if let Some(e) = &fame.best_holdout {
+            check_evaluation("hall_of_fame.best_holdout", e)?;
         }
-        for (i, e) in self.leaders.iter().enumerate() {
-            check_evaluation(&format!("leaders[{i}]"), e)?;
+        for (i, e) in fame.leaders.iter().enumerate() {
+            check_evaluation(&format!("hall_of_fame.leaders[{i}]"), e)?;
         }
-        for (i, e) in self.holdout.results.iter().enumerate() {
+        for (i, e) in self.stages.holdout.results.iter().enumerate() {
             if let Some(e) = e {
-                check_evaluation(&format!("holdout.results[{i}]"), e)?;
+                check_evaluation(&format!("stages.holdout.results[{i}]"), e)?;
             }
         }
         for (field, stage, state) in [
-            ("full", Stage::Full, &self.full),
-            ("screen", Stage::Screen, &self.screen),
-            ("holdout", Stage::Holdout, &self.holdout),
+            ("stages.full", Stage::Full, &self.stages.full),
+            ("stages.screen", Stage::Screen, &self.stages.screen),
+            ("stages.holdout", Stage::Holdout, &self.stages.holdout),
         ] {
             self.check_stage(field, stage, state)?;
         }
@@ -253,11 +329,12 @@ impl Checkpoint {
     /// One slot per genome, a generation within the run, counts that add up.
     fn check_counts(&self) -> std::result::Result<(), String> {
         let n = self.config.search.population;
+        let population = &self.population;
         for (field, len) in [
-            ("population", self.population.len()),
-            ("reevaluate", self.reevaluate.len()),
-            ("full.results", self.full.results.len()),
-            ("screen.results", self.screen.results.len()),
+            ("population.genomes", population.genomes.len()),
+            ("population.reevaluate", population.reevaluate.len()),
+            ("stages.full.results", self.stages.full.results.len()),
+            ("stages.screen.results", self.stages.screen.results.len()),
         ] {
             if len != n {
                 return Err(format!(
@@ -265,16 +342,17 @@ impl Checkpoint {
                 ));
             }
         }
-        if self.generation > self.config.search.generations {
+        if population.generation > self.config.search.generations {
             return Err(format!(
-                "field `generation`: {} is past the run's {} generations",
-                self.generation, self.config.search.generations
+                "field `population.generation`: {} is past the run's {} generations",
+                population.generation, self.config.search.generations
             ));
         }
-        if self.reused > self.evaluations {
+        let log = &self.logbook;
+        if log.reused > log.evaluations {
             return Err(format!(
-                "field `reused`: {} reused of {} evaluations; allowed: at most `evaluations`",
-                self.reused, self.evaluations
+                "field `logbook.reused`: {} reused of {} evaluations; allowed: at most `evaluations`",
+                log.reused, log.evaluations
             ));
         }
         if self.batch_candidates == 0 {
@@ -286,25 +364,24 @@ impl Checkpoint {
     /// Genome `i` is valid, due for re-scoring only on its next seed group, and its screening
     /// and full evaluations are of it.
     fn check_slot(&self, i: usize) -> std::result::Result<(), String> {
-        let genome = &self.population[i];
+        let genome = &self.population.genomes[i];
         genome
             .validate()
-            .map_err(|m| format!("field `population[{i}]`: {m}"))?;
-        if let Some(group) = self.reevaluate[i] {
+            .map_err(|m| format!("field `population.genomes[{i}]`: {m}"))?;
+        if let Some(group) = self.population.reevaluate[i] {
             self.check_reevaluation(i, group)?;
         }
         for (field, stage, state) in [
-            ("full", Stage::Full, &self.full),
-            ("screen", Stage::Screen, &self.screen),
+            ("stages.full", Stage::Full, &self.stages.full),
+            ("stages.screen", Stage::Screen, &self.stages.screen),
         ] {
             let Some(e) = &state.results[i] else { continue };
             let field = format!("{field}.results[{i}]");
             check_evaluation(&field, e)?;
-            let pruned = stage == Stage::Full && e.stage == Stage::Pruned;
-            if e.hash != genome.hash() || (e.stage != stage && !pruned) {
+            if e.hash != genome.hash() || e.stage != stage {
                 return Err(format!(
-                    "field `{field}`: a {} evaluation of genome {}, but population[{i}] is {}",
-                    e.stage.name(),
+                    "field `{field}`: a {} evaluation of genome {}, but population.genomes[{i}] is {}",
+                    e.stage_label(),
                     e.hash,
                     genome.hash()
                 ));

@@ -240,74 +240,80 @@ impl Net {
             Built::Conv { w, .. } => self.compute.unwrap_or(w.kind()),
             _ => Kind::Float,
         };
-        let cast = |t: Tensor| if t.kind() == kind { t } else { t.to_kind(kind) };
         let x = x.to_kind(kind);
         let mut x = self
             .layout
             .apply(if k > 1 { x.repeat([1, k, 1, 1]) } else { x });
         for layer in &self.layers {
-            x = match layer {
-                Built::Conv { w, b } => {
-                    let s = w.size();
-                    let weight = self
-                        .layout
-                        .apply(cast(w.reshape([k * s[1], s[2], s[3], s[4]])));
-                    x.conv2d(
-                        &weight,
-                        b.as_ref().map(|b| cast(b.reshape([-1]))),
-                        [1, 1],
-                        [1, 1],
-                        [1, 1],
-                        k,
-                    )
-                }
-                Built::BatchNorm { w, b, mean, var } => Tensor::batch_norm(
-                    &x,
-                    Some(&w.reshape([-1])),
-                    Some(&b.reshape([-1])),
-                    Some(mean),
-                    Some(var),
-                    train,
-                    0.1,
-                    1e-5,
-                    true,
-                ),
-                Built::Relu => x.relu(),
-                Built::MaxPool => x.max_pool2d_default(2),
-                // On CPU libtorch draws a dropout mask in memory order; drawn for the NCHW shape
-                // and then laid out like `x`, it drops the same units in both layouts. (CUDA's
-                // fused dropout has a random stream of its own, which no layout reproduces.)
-                Built::Dropout(rate)
-                    if train
-                        && x.dim() == 4
-                        && self.layout != Layout::Nchw
-                        && !x.device().is_cuda() =>
-                {
-                    let keep = Tensor::empty(x.size(), (x.kind(), x.device()))
-                        .bernoulli_float_(1.0 - rate)
-                        / (1.0 - rate);
-                    x * self.layout.apply(keep)
-                }
-                Built::Dropout(rate) => x.dropout(*rate, train),
-                Built::Flatten => {
-                    let n = x.size()[0];
-                    x.reshape([n, k, -1]).transpose(0, 1)
-                }
-                // One member: a plain gemm with the transpose folded in (batched gemm of
-                // one is slower on CPU).
-                Built::Linear { w, b } if k == 1 => x
-                    .get(0)
-                    .linear(&cast(w.get(0)), Some(cast(b.get(0))))
-                    .unsqueeze(0),
-                Built::Linear { w, b } => {
-                    cast(b.unsqueeze(1)).baddbmm(&x, &cast(w.transpose(1, 2)), 1.0, 1.0)
-                }
-            };
+            x = self.layer(layer, x, train, kind);
         }
         if self.compute.is_some() {
             x.to_kind(Kind::Float)
         } else {
             x
+        }
+    }
+
+    /// One layer over the K members' activations `x`, its parameters cast to `kind`.
+    fn layer(&self, layer: &Built, x: Tensor, train: bool, kind: Kind) -> Tensor {
+        let k = self.members;
+        let cast = |t: Tensor| if t.kind() == kind { t } else { t.to_kind(kind) };
+        match layer {
+            Built::Conv { w, b } => {
+                let s = w.size();
+                let weight = self
+                    .layout
+                    .apply(cast(w.reshape([k * s[1], s[2], s[3], s[4]])));
+                x.conv2d(
+                    &weight,
+                    b.as_ref().map(|b| cast(b.reshape([-1]))),
+                    [1, 1],
+                    [1, 1],
+                    [1, 1],
+                    k,
+                )
+            }
+            Built::BatchNorm { w, b, mean, var } => Tensor::batch_norm(
+                &x,
+                Some(&w.reshape([-1])),
+                Some(&b.reshape([-1])),
+                Some(mean),
+                Some(var),
+                train,
+                0.1,
+                1e-5,
+                true,
+            ),
+            Built::Relu => x.relu(),
+            Built::MaxPool => x.max_pool2d_default(2),
+            // On CPU libtorch draws a dropout mask in memory order; drawn for the NCHW shape
+            // and then laid out like `x`, it drops the same units in both layouts. (CUDA's
+            // fused dropout has a random stream of its own, which no layout reproduces.)
+            Built::Dropout(rate)
+                if train
+                    && x.dim() == 4
+                    && self.layout != Layout::Nchw
+                    && !x.device().is_cuda() =>
+            {
+                let keep = Tensor::empty(x.size(), (x.kind(), x.device()))
+                    .bernoulli_float_(1.0 - rate)
+                    / (1.0 - rate);
+                x * self.layout.apply(keep)
+            }
+            Built::Dropout(rate) => x.dropout(*rate, train),
+            Built::Flatten => {
+                let n = x.size()[0];
+                x.reshape([n, k, -1]).transpose(0, 1)
+            }
+            // One member: a plain gemm with the transpose folded in (batched gemm of
+            // one is slower on CPU).
+            Built::Linear { w, b } if k == 1 => x
+                .get(0)
+                .linear(&cast(w.get(0)), Some(cast(b.get(0))))
+                .unsqueeze(0),
+            Built::Linear { w, b } => {
+                cast(b.unsqueeze(1)).baddbmm(&x, &cast(w.transpose(1, 2)), 1.0, 1.0)
+            }
         }
     }
 }

@@ -198,6 +198,27 @@ pub fn as_before_v4(config: &str) -> String {
 /// checkpoint with `rewrite` (as an older version wrote it), resumes it and checks that it equals
 /// an uninterrupted run.
 pub fn old_checkpoint_resumes_exactly(f: &Fixture, rewrite: impl FnOnce(&mut serde_json::Value)) {
+    version_4_checkpoint_resumes_exactly(f, |cp| {
+        // No version before 4 wrote a task's layout or scoring batch.
+        for task in cp["config"]["protocol"]["tasks"].as_array_mut().unwrap() {
+            let task = task.as_object_mut().unwrap();
+            assert_eq!(task.remove("layout"), Some("nchw".into()), "as_before_v4");
+            assert_eq!(
+                task.remove("score_batch"),
+                Some(1000.into()),
+                "as_before_v4"
+            );
+        }
+        rewrite(cp);
+    });
+}
+
+/// Kills a run at its 7th history line, writes its checkpoint as version 4 laid it out, then
+/// as `rewrite` makes it, resumes it and checks it ends as an uninterrupted run does.
+pub fn version_4_checkpoint_resumes_exactly(
+    f: &Fixture,
+    rewrite: impl FnOnce(&mut serde_json::Value),
+) {
     let reference = f.path("reference");
     ok(f.start(&reference, &[]));
     let run = f.path("old");
@@ -205,18 +226,40 @@ pub fn old_checkpoint_resumes_exactly(f: &Fixture, rewrite: impl FnOnce(&mut ser
     let path = run.join("checkpoint.json");
     let mut cp: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
-    // No version before 4 wrote a task's layout or scoring batch.
-    for task in cp["config"]["protocol"]["tasks"].as_array_mut().unwrap() {
-        let task = task.as_object_mut().unwrap();
-        assert_eq!(task.remove("layout"), Some("nchw".into()), "as_before_v4");
-        assert_eq!(
-            task.remove("score_batch"),
-            Some(1000.into()),
-            "as_before_v4"
-        );
-    }
+    as_version_4(&mut cp);
     rewrite(&mut cp);
     std::fs::write(&path, serde_json::to_string_pretty(&cp).unwrap()).unwrap();
     ok(f.resume(&run, &[]));
     same_history(&run, &reference);
+}
+
+/// A version-5 checkpoint as version 4 laid it out: its records loose at the top level, and
+/// `best` a copy of the first leader.
+fn as_version_4(cp: &mut serde_json::Value) {
+    assert_eq!(cp["version"], 5, "written by this evolve");
+    let o = cp.as_object_mut().unwrap();
+    let mut population = o.remove("population").unwrap();
+    let mut stages = o.remove("stages").unwrap();
+    let mut fame = o.remove("hall_of_fame").unwrap();
+    let logbook = o.remove("logbook").unwrap();
+    let take = |group: &mut serde_json::Value, key: &str| group[key].take();
+    let best = fame["leaders"].get(0).cloned().unwrap_or_default();
+    let moved = [
+        ("generation", take(&mut population, "generation")),
+        ("population", take(&mut population, "genomes")),
+        ("reevaluate", take(&mut population, "reevaluate")),
+        ("screen", take(&mut stages, "screen")),
+        ("full", take(&mut stages, "full")),
+        ("holdout", take(&mut stages, "holdout")),
+        ("leaders", take(&mut fame, "leaders")),
+        ("best_holdout", take(&mut fame, "best_holdout")),
+        ("best", best),
+    ];
+    for (key, value) in moved {
+        o.insert(key.into(), value);
+    }
+    for (key, value) in logbook.as_object().unwrap() {
+        o.insert(key.clone(), value.clone());
+    }
+    o.insert("version".into(), 4.into());
 }

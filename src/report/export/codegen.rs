@@ -23,31 +23,7 @@ pub fn rule(genome: &Genome) -> String {
             body.line(&format!("{name} = {value}"));
         }
     }
-    body.line("lr_t = _learning_rate(lr, s, total, schedule)");
-    let text: String = parts
-        .iter()
-        .map(|(_, p)| format!("{} {} {}", p.num, p.coef, den_text(p.den)))
-        .chain(
-            mods.iter()
-                .map(|m| format!("{} {}", m.python.scale, m.python.after)),
-        )
-        .collect();
-    if text.contains("d_t") {
-        body.line("d_t = _sign_decay(s, total, schedule)");
-    }
-    let corrected = |beta: &str| match genome.bias_correction {
-        true => format!("1 - {beta} ** t"),
-        false => "torch.ones_like(t)".to_string(),
-    };
-    if text.contains("bc1") {
-        body.line(&format!("bc1 = {}", corrected("b1")));
-    }
-    if text.contains("sqrt_bc2") {
-        body.line(&format!("sqrt_bc2 = ({}).sqrt()", corrected("b2")));
-    }
-    for m in &mods {
-        body.block(m.python.scalars);
-    }
+    body.scalars(&genome, &parts, &mods);
     body.line("if maximize:");
     body.line("    g = torch._foreach_neg(g)");
     if let Some(clip) = genome.grad_clip {
@@ -200,6 +176,36 @@ impl Body {
     fn bind_state(&mut self, genome: &Genome, mods: &[&ModifierDecl]) {
         for (key, _) in kept(genome, mods) {
             self.line(&format!("{key} = state[\"{key}\"]"));
+        }
+    }
+
+    /// The step's scalars the rule reads: `lr_t`, and `d_t`, `bc1`, `sqrt_bc2` and the
+    /// modifiers' own where a part or a modifier names them.
+    fn scalars(&mut self, genome: &Genome, parts: &[(f64, &Part)], mods: &[&ModifierDecl]) {
+        self.line("lr_t = _learning_rate(lr, s, total, schedule)");
+        let text: String = parts
+            .iter()
+            .map(|(_, p)| format!("{} {} {}", p.num, p.coef, den_text(p.den)))
+            .chain(
+                mods.iter()
+                    .map(|m| format!("{} {}", m.python.scale, m.python.after)),
+            )
+            .collect();
+        if text.contains("d_t") {
+            self.line("d_t = _sign_decay(s, total, schedule)");
+        }
+        let corrected = |beta: &str| match genome.bias_correction {
+            true => format!("1 - {beta} ** t"),
+            false => "torch.ones_like(t)".to_string(),
+        };
+        if text.contains("bc1") {
+            self.line(&format!("bc1 = {}", corrected("b1")));
+        }
+        if text.contains("sqrt_bc2") {
+            self.line(&format!("sqrt_bc2 = ({}).sqrt()", corrected("b2")));
+        }
+        for m in mods {
+            self.block(m.python.scalars);
         }
     }
 

@@ -20,43 +20,9 @@ pub fn pytorch_source(genome: &Genome, score: Option<&Score>) -> String {
     let mut exported = genome.canonical();
     exported.name = genome.name.clone();
     let json = serde_json::to_string_pretty(&exported).expect("plain data serialises");
-    let scores = match score {
-        Some(s) => {
-            let tasks: Vec<String> = s
-                .tasks
-                .iter()
-                .map(|t| {
-                    format!(
-                        "{} val acc {:.2}% fitness {:.4}",
-                        t.task,
-                        100.0 * t.score_acc_mean,
-                        t.fitness
-                    )
-                })
-                .collect();
-            format!(
-                "{:.4}× Adam (raw fitness {:.4}; {})",
-                s.vs_adam,
-                s.raw,
-                tasks.join("; ")
-            )
-        }
-        None => "not scored in this export (exported from a genome file)".to_string(),
-    };
+    let scores = scores_line(score);
     let needs_total = genome.cosine_decay || genome.sign_decay != crate::genome::SignDecay::Off;
-    let shipped = crate::genome::SHIPPED
-        .iter()
-        .map(|(name, _)| *name)
-        .find(|name| crate::genome::shipped(name).hash() == genome.hash());
-    let origin = match (shipped, score) {
-        (Some(name), _) => format!(
-            "the genome `{name}` that evolve ships (genomes/{name}.json), as a PyTorch optimizer."
-        ),
-        (None, Some(_)) => {
-            "an optimizer found by an evolve search; its scores, held out where the run had a held-out protocol, are below.".to_string()
-        }
-        (None, None) => "a genome exported by evolve as a PyTorch optimizer (not scored in this export).".to_string(),
-    };
+    let origin = origin(genome, score.is_some());
     let number = |x: f64| format!("{x:?}");
     fill(
         TEMPLATE,
@@ -85,6 +51,47 @@ pub fn pytorch_source(genome: &Genome, score: Option<&Score>) -> String {
             ),
         ],
     )
+}
+
+/// What the file's scores line says.
+fn scores_line(score: Option<&Score>) -> String {
+    let Some(s) = score else {
+        return "not scored in this export (exported from a genome file)".to_string();
+    };
+    let tasks: Vec<String> = s
+        .tasks
+        .iter()
+        .map(|t| {
+            format!(
+                "{} val acc {:.2}% fitness {:.4}",
+                t.task,
+                100.0 * t.score_acc_mean,
+                t.fitness
+            )
+        })
+        .collect();
+    format!(
+        "{:.4}× Adam (raw fitness {:.4}; {})",
+        s.vs_adam,
+        s.raw,
+        tasks.join("; ")
+    )
+}
+
+/// The file's first line after the name: a shipped genome says which it is; a run's winner
+/// says where its scores come from.
+fn origin(genome: &Genome, scored: bool) -> String {
+    let shipped = crate::genome::SHIPPED
+        .iter()
+        .map(|(name, _)| *name)
+        .find(|name| crate::genome::shipped(name).hash() == genome.hash());
+    match (shipped, scored) {
+        (Some(name), _) => format!(
+            "the genome `{name}` that evolve ships (genomes/{name}.json), as a PyTorch optimizer."
+        ),
+        (None, true) => "an optimizer found by an evolve search; its scores, held out where the run had a held-out protocol, are below.".to_string(),
+        (None, false) => "a genome exported by evolve as a PyTorch optimizer (not scored in this export).".to_string(),
+    }
 }
 
 /// One line per term and modifier of `genome`: its name, formula and paper.
