@@ -2,6 +2,7 @@
 //! (population, selection, variation). Files in `configs/`; command-line flags override them.
 use crate::error::{Error, Result};
 use crate::genome::genes::GaParams;
+use crate::genome::Genome;
 use crate::train::Protocol;
 use serde::{Deserialize, Serialize};
 use std::path::Path;
@@ -30,12 +31,43 @@ pub struct Search {
     /// Seed of the GA's random stream.
     pub seed: u64,
     /// Start from the shipped genomes (SGD, Adam, AdamW, RMSprop, Lion, Signum, Eve, the
-    /// published one), filling the rest with random genomes.
+    /// published one), filling the rest with random genomes (when `seed_genomes` is not given).
     pub include_shipped: bool,
+    /// The genomes generation 0 starts from, each a shipped genome's name or a path to a
+    /// genome file (ending in `.json`), filled up with random genomes; given, it replaces
+    /// `include_shipped`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seed_genomes: Option<Vec<String>>,
     /// Noise-aware selection: a genome that survives into a later generation is trained again
     /// on a fresh group of `protocol.seeds` seeds, up to this many groups, and is selected by
     /// its mean over all of them (1 = every genome is scored once).
     pub max_seed_groups: u64,
+}
+
+impl Search {
+    /// Generation 0's seed genomes with the names they were given: `seed_genomes` (shipped
+    /// names resolved, files loaded and validated), else every shipped genome with
+    /// `include_shipped`, else none.
+    pub fn seeds(&self) -> Result<Vec<(String, Genome)>> {
+        let shipped = || {
+            crate::genome::SHIPPED
+                .map(|(name, _)| name.to_string())
+                .to_vec()
+        };
+        let names = match (&self.seed_genomes, self.include_shipped) {
+            (Some(list), _) => list.clone(),
+            (None, true) => shipped(),
+            (None, false) => Vec::new(),
+        };
+        let resolve = |seed: String| {
+            let genome = match crate::genome::SHIPPED.iter().any(|(n, _)| *n == seed) {
+                true => crate::genome::shipped(&seed),
+                false => Genome::load(Path::new(&seed))?,
+            };
+            Ok((seed, genome))
+        };
+        names.into_iter().map(resolve).collect()
+    }
 }
 
 impl Default for Search {
@@ -47,6 +79,7 @@ impl Default for Search {
             tournament: 4,
             seed: 0,
             include_shipped: true,
+            seed_genomes: None,
             max_seed_groups: 3,
         }
     }
@@ -281,6 +314,15 @@ impl Config {
                 "field `search`: population {}, elites {}, tournament {}; allowed: population 2..={MAX_POPULATION}, elites < population, 1 ≤ tournament ≤ population",
                 s.population, s.elites, s.tournament
             ));
+        }
+        for (i, seed) in s.seed_genomes.iter().flatten().enumerate() {
+            let known = crate::genome::SHIPPED.iter().any(|(name, _)| name == seed);
+            if !known && !seed.ends_with(".json") {
+                return Err(format!(
+                    "field `search.seed_genomes[{i}]`: `{seed}` is not a shipped genome; allowed: {}, or a path to a genome file (ending in .json)",
+                    crate::genome::SHIPPED.map(|(name, _)| name).join(", ")
+                ));
+            }
         }
         if s.generations > MAX_GENERATIONS {
             return Err(format!(

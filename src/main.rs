@@ -98,16 +98,26 @@ fn replay(args: &ReplayArgs) -> Result<()> {
 }
 
 fn report(run: &Path, json: bool) -> Result<()> {
-    let cp = evolve::run::RunDir::open(run).load_checkpoint()?;
+    let dir = evolve::run::RunDir::open(run);
+    let cp = dir.load_checkpoint()?;
     let g = evolve::report::generalization::generalization(&cp).ok_or_else(|| {
         Error::run(
             run,
             "has no held-out protocol (`holdout` in its config): nothing to report",
         )
     })?;
-    match json {
-        true => println!("{}", serde_json::to_string_pretty(&g).expect("plain data")),
-        false => print!("{}", evolve::report::generalization_markdown(&g)),
+    if json {
+        println!("{}", serde_json::to_string_pretty(&g).expect("plain data"));
+        return Ok(());
+    }
+    print!("{}", evolve::report::generalization_markdown(&g));
+    if let Some(winner) = cp.winner() {
+        let history = dir.history(&cp)?;
+        let ancestors = evolve::report::lineage::ancestry(&history, &winner.hash);
+        print!(
+            "\n{}",
+            evolve::report::lineage::lineage_markdown("best.json", &ancestors)
+        );
     }
     Ok(())
 }

@@ -2,7 +2,7 @@
 //! elitism do what they say, and the random stream survives a checkpoint round trip.
 use evolve::genome::genes::GaParams;
 use evolve::genome::{shipped, Genome};
-use evolve::search::ga::Ga;
+use evolve::search::ga::{genomes, Ga};
 
 fn ga(seed: u64) -> Ga {
     Ga::new(seed, GaParams::default(), 500)
@@ -54,7 +54,7 @@ fn random_genomes_and_their_offspring_stay_valid_and_in_bounds() {
     );
     for generation in 1..15 {
         let fitness: Vec<f64> = population.iter().map(|g| -g.lr.log10()).collect();
-        population = ga.next_generation(&population, &fitness, 3, 4, generation, 15);
+        population = genomes(ga.next_generation(&population, &fitness, 3, 4, generation, 15));
         for g in &population {
             in_bounds(g, &p);
         }
@@ -66,7 +66,7 @@ fn elites_survive_unchanged_and_selection_prefers_the_fit() {
     let mut ga = ga(2);
     let population: Vec<Genome> = (0..10).map(|_| ga.random_genome()).collect();
     let fitness: Vec<f64> = (0..10).map(|i| i as f64).collect();
-    let next = ga.next_generation(&population, &fitness, 2, 3, 1, 10);
+    let next = genomes(ga.next_generation(&population, &fitness, 2, 3, 1, 10));
     assert_eq!(next.len(), 10);
     assert_eq!(next[0], population[9]);
     assert_eq!(next[1], population[8]);
@@ -119,8 +119,8 @@ fn the_random_stream_survives_a_checkpoint_round_trip() {
     let mut c = ga(5);
     let mut d = ga(5);
     assert_eq!(
-        c.initial_population(12, vec![shipped("adam")]),
-        d.initial_population(12, vec![shipped("adam")])
+        c.initial_population(12, vec![("adam".into(), shipped("adam"))]),
+        d.initial_population(12, vec![("adam".into(), shipped("adam"))])
     );
 }
 
@@ -254,4 +254,66 @@ fn ga_kinds_must_be_known_distinct_and_not_empty() {
             "names the known kinds: {message}"
         );
     }
+}
+
+#[test]
+fn every_child_records_where_it_came_from() {
+    use evolve::search::records::Origin;
+    let mut ga = ga(9);
+    let seeds = vec![("adamw".to_string(), shipped("adamw"))];
+    let first = ga.initial_population(6, seeds);
+    assert_eq!(
+        first[0].origin,
+        Origin::Seed {
+            name: "adamw".into()
+        }
+    );
+    assert!(first[1..].iter().all(|c| c.origin == Origin::Random));
+    let population = genomes(first);
+    let hashes: Vec<String> = population.iter().map(Genome::hash).collect();
+    let fitness: Vec<f64> = (0..6).map(|i| i as f64).collect();
+    let next = ga.next_generation(&population, &fitness, 1, 3, 1, 5);
+    assert_eq!(
+        next[0].origin,
+        Origin::Elite {
+            parent: hashes[5].clone()
+        }
+    );
+    let (mut crossed, mut mutated) = (0, 0);
+    for child in &next[1..] {
+        let genes = match &child.origin {
+            Origin::Crossover { parents, genes } => {
+                crossed += 1;
+                assert!(parents.iter().all(|p| hashes.contains(p)));
+                genes
+            }
+            Origin::Mutation { parent, genes } => {
+                mutated += 1;
+                let parent = &population[hashes.iter().position(|h| h == parent).unwrap()];
+                // The genes named are exactly those in which the child differs from its parent.
+                let (a, b) = (
+                    serde_json::to_value(parent).unwrap(),
+                    serde_json::to_value(&child.genome).unwrap(),
+                );
+                for gene in evolve::genome::genes::GENES.iter() {
+                    let differs = a.get(gene.field) != b.get(gene.field);
+                    assert_eq!(
+                        differs,
+                        genes.iter().any(|g| g == gene.field),
+                        "{}",
+                        gene.field
+                    );
+                }
+                genes
+            }
+            other => panic!("a bred child from {other:?}"),
+        };
+        assert!(genes
+            .iter()
+            .all(|g| evolve::genome::genes::GENES.iter().any(|x| x.field == g)));
+    }
+    assert!(
+        crossed > 0 && mutated > 0,
+        "{crossed} crossed, {mutated} mutated"
+    );
 }

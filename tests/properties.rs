@@ -4,10 +4,10 @@ use evolve::config::Config;
 use evolve::genome::genes::GaParams;
 use evolve::genome::{Genome, Term, TermKind, SHIPPED};
 use evolve::run::RunDir;
-use evolve::search::ga::Ga;
+use evolve::search::ga::{genomes, Ga};
 use evolve::search::records::{
-    Checkpoint, Cost, Evaluation, HallOfFame, Logbook, Population, Stage, StageState, Stages,
-    CHECKPOINT_VERSION,
+    Checkpoint, Cost, Evaluation, HallOfFame, Logbook, Origin, Population, Stage, StageState,
+    Stages, CHECKPOINT_VERSION,
 };
 use evolve::train::fitness::{Score, TaskScore};
 use evolve::train::RunMetrics;
@@ -79,10 +79,10 @@ fn ga_params() -> impl Strategy<Value = GaParams> {
         )
 }
 
-fn shipped() -> Vec<Genome> {
+fn shipped() -> Vec<(String, Genome)> {
     SHIPPED
         .iter()
-        .map(|(n, _)| evolve::genome::shipped(n))
+        .map(|(n, _)| (n.to_string(), evolve::genome::shipped(n)))
         .collect()
 }
 
@@ -101,14 +101,14 @@ proptest! {
     ) {
         prop_assert!(params.validate().is_ok(), "{:?}", params.validate());
         let mut ga = Ga::new(seed, params, min_steps);
-        let mut population = ga.initial_population(12, shipped());
+        let mut population = genomes(ga.initial_population(12, shipped()));
         let valid = |g: &Genome| g.validate().map_err(|m| TestCaseError::fail(format!("{m}: {g:?}")));
         for g in &population {
             valid(g)?;
         }
         let fitness: Vec<f64> = (0..population.len()).map(|i| (i % 5) as f64).collect();
         for generation in 0..4 {
-            population = ga.next_generation(&population, &fitness, 2, 3, generation, 4);
+            population = genomes(ga.next_generation(&population, &fitness, 2, 3, generation, 4));
             for g in &population {
                 valid(g)?;
             }
@@ -168,7 +168,9 @@ proptest! {
         config.search.elites = 1;
         config.search.tournament = 2;
         let mut ga = Ga::new(seed, config.ga.clone(), 100);
-        let genomes = ga.initial_population(population, shipped());
+        let children = ga.initial_population(population, shipped());
+        let origins: Vec<Origin> = children.iter().map(|c| c.origin.clone()).collect();
+        let genomes = evolve::search::ga::genomes(children);
         for _ in 0..draws {
             ga.random_genome(); // advance the saved stream
         }
@@ -206,6 +208,7 @@ proptest! {
                         steps: 20,
                         cached: false,
                         seconds: 0.25,
+                        origin: Some(origins[i].clone()),
                     }
                 })
             })
@@ -217,6 +220,7 @@ proptest! {
             population: Population {
                 generation: 0,
                 genomes,
+                origins,
                 // Scored genomes are due for their second seed group, as survivors would be.
                 reevaluate: (0..population).map(|i| scored[i].then_some(1)).collect(),
             },

@@ -7,7 +7,7 @@ use evolve::genome::{adam_baseline, Genome, Term, TermKind};
 use evolve::run::RunDir;
 use evolve::search::ga::Ga;
 use evolve::search::records::{
-    Checkpoint, Evaluation, HallOfFame, Logbook, Population, Stage, StageState, Stages,
+    Checkpoint, Evaluation, HallOfFame, Logbook, Origin, Population, Stage, StageState, Stages,
     CHECKPOINT_VERSION,
 };
 use evolve::train::fitness::{Score, TaskScore};
@@ -194,6 +194,7 @@ fn fabricated_run(f: &Fixture, dir: &std::path::Path) -> Genome {
             steps: 30,
             cached: false,
             seconds: 0.0,
+            origin: Some(Origin::Random),
         })
         .collect();
     let memo = evaluations
@@ -209,6 +210,7 @@ fn fabricated_run(f: &Fixture, dir: &std::path::Path) -> Genome {
             generation: 0,
             genomes: population,
             reevaluate: vec![None; 3],
+            origins: vec![Origin::Random; 3],
         },
         stages: Stages {
             screen: StageState {
@@ -345,4 +347,156 @@ fn a_version_2_run_scored_on_the_test_set_resumes_as_it_began() {
             .unwrap()
             .remove("max_seed_groups");
     });
+}
+
+/// The held-out fixture seeded with two classic optimizers; the rest random.
+fn seeded_fixture() -> Fixture {
+    let base = held_out_fixture();
+    let patched = base.config_with(serde_json::json!({
+        "search": { "seed_genomes": ["adamw", "lion"] }
+    }));
+    Fixture::new(&std::fs::read_to_string(patched).unwrap())
+}
+
+#[test]
+fn every_history_line_says_where_its_genome_came_from_and_resume_keeps_it() {
+    let f = seeded_fixture();
+    // Killed twice, once inside generation 0 and once in a bred generation: the resumed run's
+    // history, origins included, equals the uninterrupted one's.
+    kill_and_resume(&f, &[], |h| vec![3, 2 * h.len() / 3]);
+    let run = f.path("reference");
+    let lines = history(&run);
+    let kind = |e: &serde_json::Value| e["origin"]["kind"].as_str().map(str::to_string);
+    let mut kinds = std::collections::BTreeSet::new();
+    for e in &lines {
+        match e["stage"].as_str().unwrap() {
+            "holdout" => assert!(e.get("origin").is_none(), "{e}"),
+            _ => {
+                kinds.insert(kind(e).expect("a search evaluation records its origin"));
+            }
+        }
+    }
+    let gen0: Vec<_> = lines
+        .iter()
+        .filter(|e| e["generation"] == 0 && e["stage"] != "holdout")
+        .collect();
+    assert_eq!(
+        gen0[0]["origin"],
+        serde_json::json!({ "kind": "seed", "name": "adamw" })
+    );
+    assert_eq!(
+        gen0[1]["origin"],
+        serde_json::json!({ "kind": "seed", "name": "lion" })
+    );
+    assert!(gen0[2..]
+        .iter()
+        .all(|e| kind(e).as_deref() == Some("random")));
+    for expected in ["seed", "random", "elite", "crossover", "mutation"] {
+        assert!(
+            kinds.contains(expected),
+            "no {expected} origin in {kinds:?}"
+        );
+    }
+    // A bred genome names its parents by hash; each parent was evaluated earlier.
+    for e in lines
+        .iter()
+        .filter(|e| e["generation"].as_u64() > Some(0) && e["stage"] != "holdout")
+    {
+        let parents = match kind(e).as_deref() {
+            Some("crossover") => e["origin"]["parents"].as_array().unwrap().clone(),
+            Some("mutation" | "elite") => vec![e["origin"]["parent"].clone()],
+            other => panic!("generation {} line from {other:?}", e["generation"]),
+        };
+        for p in parents {
+            assert!(
+                lines
+                    .iter()
+                    .any(|x| x["hash"] == p && x["generation"].as_u64() < e["generation"].as_u64()),
+                "parent {p} of {e} was never evaluated before"
+            );
+        }
+    }
+    // A winner the search bred is not called a seed.
+    let best: evolve::genome::Genome =
+        evolve::genome::Genome::load(&run.join("best.json")).unwrap();
+    let summary = std::fs::read_to_string(run.join("summary.md")).unwrap();
+    let seeded = gen0[..2].iter().any(|e| e["hash"] == best.hash().as_str());
+    assert_eq!(summary.contains("is the seed genome"), seeded, "{summary}");
+    // `evolve report` traces best.json back to generation 0.
+    let out = ok(evolve(&["report", run.to_str().unwrap()]));
+    let text = String::from_utf8(out.stdout).unwrap();
+    let lineage = &text[text
+        .find("## Lineage of best.json")
+        .expect("a lineage section")..];
+    assert!(lineage.contains("- generation 0 #"), "{lineage}");
+    assert!(
+        lineage.contains("seed genome") || lineage.contains(": random"),
+        "{lineage}"
+    );
+}
+
+#[test]
+fn seed_genomes_are_checked_before_a_run_starts() {
+    let f = held_out_fixture();
+    for (seeds, needle) in [
+        (serde_json::json!(["adamx"]), "field `search.seed_genomes[0]`: `adamx` is not a shipped genome; allowed: adam, adamw, sgd-momentum"),
+        (serde_json::json!(["adam", "missing/genome.json"]), "missing/genome.json"),
+    ] {
+        let config = f.config_with(serde_json::json!({ "search": { "seed_genomes": seeds } }));
+        let out = f.evolve(&["--config", config.to_str().unwrap(), "--out", f.path("never").to_str().unwrap()]).output().unwrap();
+        assert!(!out.status.success());
+        let said = String::from_utf8_lossy(&out.stderr);
+        assert!(said.contains(needle), "{said}");
+        assert!(!f.path("never").exists(), "nothing was created");
+    }
+    // A genome file is a seed as a shipped name is; it must be a valid genome.
+    let bad = f.path("bad.json");
+    std::fs::write(
+        &bad,
+        r#"{"terms": [], "lr": 0.001, "beta1": 0.9, "beta2": 0.999, "eps": 1e-8}"#,
+    )
+    .unwrap();
+    let config =
+        f.config_with(serde_json::json!({ "search": { "seed_genomes": [bad.to_str().unwrap()] } }));
+    let out = f
+        .evolve(&[
+            "--config",
+            config.to_str().unwrap(),
+            "--out",
+            f.path("never").to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && said.contains("bad.json") && said.contains("field `terms`"),
+        "{said}"
+    );
+}
+
+#[test]
+fn a_winner_that_is_a_seed_genome_unchanged_is_said_so() {
+    // Every genome of the one generation is the seed Adam, so best.json can only be Adam.
+    let f = held_out_fixture();
+    let config = f.config_with(serde_json::json!({
+        "search": { "seed_genomes": ["adam", "adam", "adam", "adam", "adam"], "generations": 1 }
+    }));
+    let run = f.path("run");
+    let out = ok(f.evolve(&[
+        "--config",
+        config.to_str().unwrap(),
+        "--out",
+        run.to_str().unwrap(),
+    ]));
+    let best: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("best.json")).unwrap()).unwrap();
+    assert_eq!(best["name"], "adam");
+    let said = String::from_utf8_lossy(&out.stdout);
+    let summary = std::fs::read_to_string(run.join("summary.md")).unwrap();
+    for text in [said.as_ref(), summary.as_str()] {
+        assert!(
+            text.contains("best.json is the seed genome adam, unchanged"),
+            "{text}"
+        );
+    }
 }

@@ -3,6 +3,7 @@
 pub mod doctor;
 pub mod export;
 pub mod generalization;
+pub mod lineage;
 pub mod progress;
 pub mod replay;
 use crate::genome::Genome;
@@ -168,14 +169,23 @@ fn truncate(s: &str, n: usize) -> String {
 
 /// `summary.md`: the run in numbers, its best genomes in words, the generalization report, the
 /// best against the shipped baselines and the generation log.
-pub fn summary_markdown(cp: &Checkpoint) -> String {
+pub fn summary_markdown(cp: &Checkpoint, history: &[Evaluation]) -> String {
     let mut s = String::from("# evolve run summary\n\n");
     s += &summary_header(cp);
     s += &summary_best(cp);
+    if let Some(winner) = cp.winner() {
+        if let Some(sentence) = lineage::seed_sentence(history, &winner.hash) {
+            s += &format!("{sentence}\n\n");
+        }
+    }
     if let Some(g) = crate::report::generalization::generalization(cp) {
         s += &generalization_markdown(&g);
     }
     s += &summary_baselines(cp);
+    if let Some(winner) = cp.winner() {
+        s += "\n";
+        s += &lineage::lineage_markdown("best.json", &lineage::ancestry(history, &winner.hash));
+    }
     s += "\n## Generations\n\n| generation | best | mean | best so far |\n|---|---|---|---|\n";
     for g in &cp.logbook.generations {
         s += &format!(

@@ -4,6 +4,7 @@ use super::executor;
 use super::{RunDir, BEST, BEST_SEARCH, CONFIG, FITNESS_SVG, PROGRESS_SVG, SUMMARY};
 use crate::config::{Config, ExecutorConfig};
 use crate::error::{Error, Result};
+use crate::genome::Genome;
 use crate::report;
 use crate::search::records::{Checkpoint, Evaluation};
 use crate::search::{self, Context, Observer, Out, Store};
@@ -57,9 +58,10 @@ pub fn preflight(config: &Config, options: &RunOptions) -> Result<()> {
 /// it, so the same command, corrected, can be run again.
 pub fn start(config: Config, out: &Path, options: &RunOptions) -> Result<Checkpoint> {
     preflight(&config, options)?;
+    let seeds = config.search.seeds()?;
     let existed = out.exists();
     let dir = RunDir::create(out)?;
-    match begin(&dir, config, options) {
+    match begin(&dir, config, seeds, options) {
         Err(e) if !matches!(e, Error::Interrupted(_)) && dir.nothing_evaluated() => {
             dir.remove_unstarted(existed);
             Err(Error::run(
@@ -71,13 +73,19 @@ pub fn start(config: Config, out: &Path, options: &RunOptions) -> Result<Checkpo
     }
 }
 
-/// Writes a new run's config, first checkpoint and empty history into `dir`, then runs it.
-fn begin(dir: &RunDir, config: Config, options: &RunOptions) -> Result<Checkpoint> {
+/// Writes a new run's config, first checkpoint (generation 0 from `seeds` and random genomes)
+/// and empty history into `dir`, then runs it.
+fn begin(
+    dir: &RunDir,
+    config: Config,
+    seeds: Vec<(String, Genome)>,
+    options: &RunOptions,
+) -> Result<Checkpoint> {
     dir.write_json(CONFIG, &config)?;
     let k = options
         .batch_candidates
         .unwrap_or_else(|| crate::device::default_batch_candidates(options.device));
-    let checkpoint = search::first_checkpoint(config, k);
+    let checkpoint = search::first_checkpoint(config, k, seeds);
     dir.save(&checkpoint)?;
     dir.truncate_history(0)?;
     let executor = checkpoint.config.executor.clone();
@@ -186,7 +194,7 @@ fn write_best(dir: &RunDir, cp: &Checkpoint) -> Result<()> {
 fn write_reports(dir: &RunDir, cp: &Checkpoint) -> Result<()> {
     write_best(dir, cp)?;
     let history = dir.history(cp)?;
-    dir.write(SUMMARY, report::summary_markdown(cp).as_bytes())?;
+    dir.write(SUMMARY, report::summary_markdown(cp, &history).as_bytes())?;
     dir.write(
         FITNESS_SVG,
         report::fitness_svg(&cp.logbook.generations, &history).as_bytes(),

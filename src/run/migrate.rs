@@ -17,16 +17,20 @@ pub fn migrate(mut v: Value, version: u64) -> std::result::Result<Value, String>
 }
 
 /// Version 4 kept the records loose at the top level, with `best` a copy of the first leader;
-/// version 5 groups them as DEAP does (population, stages, hall of fame, logbook), and its GA
-/// draws terms from `ga.kinds`, which a version-4 run sets to the kinds it knew.
+/// version 5 groups them as DEAP does (population, stages, hall of fame, logbook), records each
+/// genome's origin (a version-4 population's is unrecorded), and its GA draws terms from
+/// `ga.kinds`, which a version-4 run sets to the kinds it knew.
 fn migrate_v4(mut v: Value) -> std::result::Result<Value, String> {
     use serde_json::json;
     let o = v.as_object_mut().ok_or("not a JSON object")?;
     let mut take = |key: &str| o.remove(key).ok_or(format!("field `{key}`: missing"));
+    let genomes = take("population")?;
+    let n = genomes.as_array().map_or(0, Vec::len);
     let population = json!({
         "generation": take("generation")?,
-        "genomes": take("population")?,
+        "genomes": genomes,
         "reevaluate": take("reevaluate")?,
+        "origins": vec![json!({ "kind": "unrecorded" }); n],
     });
     let stages = json!({
         "screen": take("screen")?,

@@ -54,6 +54,13 @@ pub fn closing_message(cp: &Checkpoint, dir: &Path) -> String {
         s += &g.verdict;
         s += "\n";
     }
+    let history = RunDir::open(dir).history(cp).unwrap_or_default();
+    if let Some(winner) = cp.winner() {
+        if let Some(sentence) = crate::report::lineage::seed_sentence(&history, &winner.hash) {
+            s += &sentence;
+            s += "\n";
+        }
+    }
     let written: Vec<&str> = [
         BEST,
         BEST_SEARCH,

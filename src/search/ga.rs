@@ -9,6 +9,7 @@
 use crate::genome::genes::GaParams;
 use crate::genome::genes::{copy_gene, GeneKind, GENES, SIGN_DECAYS};
 use crate::genome::{Genome, Lookahead, SignDecay, Term};
+use crate::search::records::Origin;
 use rand::{seq::SliceRandom, Rng, SeedableRng};
 use rand_chacha::ChaCha20Rng;
 use serde::{Deserialize, Serialize};
@@ -131,11 +132,21 @@ impl Ga {
         }
     }
 
-    /// `seeds` first (cut to `size`), the rest random.
-    pub fn initial_population(&mut self, size: usize, seeds: Vec<Genome>) -> Vec<Genome> {
-        let mut population: Vec<Genome> = seeds.into_iter().take(size).collect();
+    /// `seeds` (named) first, cut to `size`, the rest random.
+    pub fn initial_population(&mut self, size: usize, seeds: Vec<(String, Genome)>) -> Vec<Child> {
+        let mut population: Vec<Child> = seeds
+            .into_iter()
+            .take(size)
+            .map(|(name, genome)| Child {
+                genome,
+                origin: Origin::Seed { name },
+            })
+            .collect();
         while population.len() < size {
-            population.push(self.random_genome());
+            population.push(Child {
+                genome: self.random_genome(),
+                origin: Origin::Random,
+            });
         }
         population
     }
@@ -326,13 +337,18 @@ impl Ga {
         tournament: usize,
         generation: usize,
         generations: usize,
-    ) -> Vec<Genome> {
+    ) -> Vec<Child> {
         let mut order: Vec<usize> = (0..population.len()).collect();
         order.sort_by(|&a, &b| fitness[b].total_cmp(&fitness[a]).then(a.cmp(&b)));
-        let mut next: Vec<Genome> = order
+        let mut next: Vec<Child> = order
             .iter()
             .take(elites)
-            .map(|&i| population[i].clone())
+            .map(|&i| Child {
+                genome: population[i].clone(),
+                origin: Origin::Elite {
+                    parent: population[i].hash(),
+                },
+            })
             .collect();
         let progress = if generations > 1 {
             generation as f64 / (generations - 1) as f64
@@ -342,14 +358,52 @@ impl Ga {
         let strength = 1.0 + (self.params.final_strength - 1.0) * progress.clamp(0.0, 1.0);
         while next.len() < population.len() {
             let a = self.tournament(fitness, tournament);
-            let child = if self.chance(self.params.crossover_rate) {
+            let (child, crossed) = if self.chance(self.params.crossover_rate) {
                 let b = self.tournament(fitness, tournament);
-                self.crossover(&population[a], &population[b])
+                let child = self.crossover(&population[a], &population[b]);
+                (child, Some(b))
             } else {
-                population[a].clone()
+                (population[a].clone(), None)
             };
-            next.push(self.mutate(&child, strength));
+            let genome = self.mutate(&child, strength);
+            let genes = changed_genes(&child, &genome);
+            let origin = match crossed {
+                Some(b) => Origin::Crossover {
+                    parents: [population[a].hash(), population[b].hash()],
+                    genes,
+                },
+                None => Origin::Mutation {
+                    parent: population[a].hash(),
+                    genes,
+                },
+            };
+            next.push(Child { genome, origin });
         }
         next
     }
+}
+
+/// A genome of the next generation and where it came from.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Child {
+    pub genome: Genome,
+    pub origin: Origin,
+}
+
+/// The genomes of `children`, their origins dropped.
+pub fn genomes(children: Vec<Child>) -> Vec<Genome> {
+    children.into_iter().map(|c| c.genome).collect()
+}
+
+/// The genes (genome fields) in which `after` differs from `before`.
+fn changed_genes(before: &Genome, after: &Genome) -> Vec<String> {
+    let (a, b) = (
+        serde_json::to_value(before).expect("plain data serialises"),
+        serde_json::to_value(after).expect("plain data serialises"),
+    );
+    GENES
+        .iter()
+        .filter(|gene| a.get(gene.field) != b.get(gene.field))
+        .map(|gene| gene.field.to_string())
+        .collect()
 }

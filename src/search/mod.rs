@@ -11,13 +11,13 @@ pub mod records;
 pub mod work;
 use crate::config::Config;
 use crate::error::{Error, Result};
-use crate::genome::{adam_baseline, adam_hash, Genome, SHIPPED};
+use crate::genome::{adam_baseline, adam_hash, Genome};
 use crate::search::ga::Ga;
 use crate::train::baseline;
 use crate::train::fitness::{Score, TaskScore};
 use crate::train::prune::Pruning;
 pub use records::{
-    Checkpoint, Cost, Evaluation, GenerationStats, HallOfFame, Logbook, Population, Stage,
+    Checkpoint, Cost, Evaluation, GenerationStats, HallOfFame, Logbook, Origin, Population, Stage,
     StageState, Stages, CHECKPOINT_VERSION, LEADERS,
 };
 use std::collections::HashSet;
@@ -105,9 +105,13 @@ pub fn run(cx: &mut Context, mut cp: Checkpoint) -> Result<Checkpoint> {
     Ok(cp)
 }
 
-/// A new run's first checkpoint: generation 0 drawn by the GA from the seed genomes (the shipped
-/// ones with `include_shipped`) and random ones.
-pub fn first_checkpoint(config: Config, batch_candidates: usize) -> Checkpoint {
+/// A new run's first checkpoint: generation 0 is the named `seeds` (`Search::seeds`) filled up
+/// with random genomes.
+pub fn first_checkpoint(
+    config: Config,
+    batch_candidates: usize,
+    seeds: Vec<(String, Genome)>,
+) -> Checkpoint {
     let min_steps = config
         .protocol
         .tasks
@@ -116,14 +120,11 @@ pub fn first_checkpoint(config: Config, batch_candidates: usize) -> Checkpoint {
         .min()
         .unwrap_or(0);
     let mut ga = Ga::new(config.search.seed, config.ga.clone(), min_steps);
-    let seeds = match config.search.include_shipped {
-        true => SHIPPED
-            .iter()
-            .map(|(name, _)| crate::genome::shipped(name))
-            .collect(),
-        false => Vec::new(),
-    };
-    let population = ga.initial_population(config.search.population, seeds);
+    let (population, origins): (Vec<Genome>, Vec<Origin>) = ga
+        .initial_population(config.search.population, seeds)
+        .into_iter()
+        .map(|c| (c.genome, c.origin))
+        .unzip();
     let empty = || StageState {
         results: vec![None; population.len()],
         ..StageState::default()
@@ -141,6 +142,7 @@ pub fn first_checkpoint(config: Config, batch_candidates: usize) -> Checkpoint {
             generation: 0,
             reevaluate: vec![None; population.len()],
             genomes: population,
+            origins,
         },
         hall_of_fame: HallOfFame {
             leaders: Vec::new(),
@@ -477,6 +479,10 @@ fn record(
         steps: cost.map_or(0, |c| c.steps),
         cached: cost.is_none(),
         seconds: cost.map_or(0.0, |c| c.seconds),
+        origin: match stage {
+            Stage::Holdout => None,
+            _ => cp.population.origins.get(index).cloned(),
+        },
     };
     // A baseline's steps were counted when it trained.
     if trained.is_some() {
@@ -608,15 +614,21 @@ fn breed(cp: &mut Checkpoint, stats: GenerationStats) -> Result<()> {
     let fitness = fitness(cp);
     cp.logbook.generations.push(stats);
     if cp.population.generation + 1 < search.generations {
-        let next = cp.ga.next_generation(
-            &cp.population.genomes,
-            &fitness,
-            search.elites,
-            search.tournament,
-            cp.population.generation + 1,
-            search.generations,
-        );
+        let (next, origins): (Vec<Genome>, Vec<Origin>) = cp
+            .ga
+            .next_generation(
+                &cp.population.genomes,
+                &fitness,
+                search.elites,
+                search.tournament,
+                cp.population.generation + 1,
+                search.generations,
+            )
+            .into_iter()
+            .map(|c| (c.genome, c.origin))
+            .unzip();
         check_bred(&next, cp.population.generation + 1)?;
+        cp.population.origins = origins;
         cp.stages.full.results = vec![None; next.len()];
         cp.stages.screen.results = vec![None; next.len()];
         cp.population.reevaluate = next.iter().map(|g| next_seed_group(cp, g)).collect();
@@ -754,6 +766,7 @@ mod tests {
             steps: 0,
             cached: false,
             seconds: 0.0,
+            origin: None,
         }
     }
 

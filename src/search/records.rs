@@ -56,6 +56,9 @@ pub struct Evaluation {
     /// Whether the score was reused from an identical genome evaluated before.
     pub cached: bool,
     pub seconds: f64,
+    /// Where the genome came from (this generation's; none for the held-out stage).
+    #[serde(default)]
+    pub origin: Option<Origin>,
 }
 
 impl Evaluation {
@@ -82,7 +85,7 @@ impl Evaluation {
 impl Serialize for Evaluation {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         use serde::ser::SerializeStruct;
-        let mut s = serializer.serialize_struct("Evaluation", 10)?;
+        let mut s = serializer.serialize_struct("Evaluation", 11)?;
         s.serialize_field("generation", &self.generation)?;
         s.serialize_field("index", &self.index)?;
         s.serialize_field("hash", &self.hash)?;
@@ -93,6 +96,10 @@ impl Serialize for Evaluation {
         s.serialize_field("steps", &self.steps)?;
         s.serialize_field("cached", &self.cached)?;
         s.serialize_field("seconds", &self.seconds)?;
+        match &self.origin {
+            Some(origin) => s.serialize_field("origin", origin)?,
+            None => s.skip_field("origin")?,
+        }
         s.end()
     }
 }
@@ -147,9 +154,70 @@ pub struct Checkpoint {
 pub struct Population {
     pub generation: usize,
     pub genomes: Vec<Genome>,
+    /// Where each genome came from.
+    pub origins: Vec<Origin>,
     /// Per genome: the seed group a survivor is re-evaluated on (noise-aware selection), fixed
     /// when the generation is bred; `None` for a genome scored as usual.
     pub reevaluate: Vec<Option<u64>>,
+}
+
+/// Where a genome of the population came from (its lineage, one step back).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Origin {
+    /// A seed genome of generation 0, by the name it was given (`search.seed_genomes`).
+    Seed { name: String },
+    /// Drawn at random.
+    Random,
+    /// One of the previous generation's fittest, carried over unchanged.
+    Elite { parent: String },
+    /// A crossover of two parents (by hash), then mutated in `genes`.
+    Crossover {
+        parents: [String; 2],
+        genes: Vec<String>,
+    },
+    /// A copy of one parent (by hash), mutated in `genes` (none: an identical copy).
+    Mutation { parent: String, genes: Vec<String> },
+    /// Bred before checkpoint version 5, which did not record lineage.
+    Unrecorded,
+}
+
+impl Origin {
+    /// The parents' hashes.
+    pub fn parents(&self) -> Vec<&str> {
+        match self {
+            Origin::Elite { parent } | Origin::Mutation { parent, .. } => vec![parent],
+            Origin::Crossover { parents, .. } => parents.iter().map(String::as_str).collect(),
+            Origin::Seed { .. } | Origin::Random | Origin::Unrecorded => Vec::new(),
+        }
+    }
+}
+
+impl std::fmt::Display for Origin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let genes = |genes: &[String]| match genes {
+            [] => "no gene changed".to_string(),
+            genes => format!("changed {}", genes.join(", ")),
+        };
+        match self {
+            Origin::Seed { name } => write!(f, "seed genome {name}"),
+            Origin::Random => write!(f, "random"),
+            Origin::Elite { parent } => write!(f, "elite {parent}, unchanged"),
+            Origin::Crossover { parents, genes: g } => {
+                write!(
+                    f,
+                    "crossover of {} and {}, {}",
+                    parents[0],
+                    parents[1],
+                    genes(g)
+                )
+            }
+            Origin::Mutation { parent, genes: g } => {
+                write!(f, "mutation of {parent}, {}", genes(g))
+            }
+            Origin::Unrecorded => write!(f, "not recorded (bred by an older evolve)"),
+        }
+    }
 }
 
 /// What each protocol has scored.
@@ -333,6 +401,7 @@ impl Checkpoint {
         for (field, len) in [
             ("population.genomes", population.genomes.len()),
             ("population.reevaluate", population.reevaluate.len()),
+            ("population.origins", population.origins.len()),
             ("stages.full.results", self.stages.full.results.len()),
             ("stages.screen.results", self.stages.screen.results.len()),
         ] {
