@@ -115,6 +115,13 @@ pub struct ReplayArgs {
     /// Print one JSON document instead of a table.
     #[arg(long)]
     pub json: bool,
+    /// Also train every genome and Adam at these multiples of their learning rates
+    /// (comma-separated, e.g. 0.3,1,3), scored against Adam at its own.
+    #[arg(long, value_delimiter = ',')]
+    pub lr_scale: Vec<f64>,
+    /// With --lr-scale: write the sensitivity plot (SVG) here.
+    #[arg(long, requires = "lr_scale")]
+    pub lr_plot: Option<PathBuf>,
 }
 
 #[derive(Args)]

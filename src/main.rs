@@ -78,15 +78,21 @@ fn replay(args: &ReplayArgs) -> Result<()> {
     }
     config.protocol.seed = args.seed.unwrap_or(config.protocol.seed);
     cli::apply(&mut config, &args.protocol, None, None)?;
+    evolve::report::sensitivity::check_scales(&args.lr_scale).map_err(Error::Usage)?;
     let (bar, on_steps) = evolve::report::progress::steps_bar();
     let options = ReplayOptions {
         device: args.place.device,
         data_root: data::resolve_root(args.place.data_dir.as_deref()),
         batch_candidates: args.place.batch_candidates,
         on_steps: Some(on_steps),
+        lr_scales: args.lr_scale.clone(),
     };
     let doc = evolve::report::replay::replay(&args.genomes, &config, options)?;
     bar.finish_and_clear();
+    if let Some(path) = &args.lr_plot {
+        let svg = evolve::report::sensitivity::plot(&doc.lr_sensitivity);
+        evolve::fsutil::write_atomic(path, svg.as_bytes())?;
+    }
     match args.json {
         true => println!(
             "{}",

@@ -500,3 +500,62 @@ fn a_winner_that_is_a_seed_genome_unchanged_is_said_so() {
         );
     }
 }
+
+#[test]
+fn lr_sensitivity_trains_each_genome_and_adam_at_every_scale_and_draws_them() {
+    let f = Fixture::new(&tiny_config(3, 1));
+    let genomes = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("genomes");
+    let (lion, adam) = (genomes.join("lion.json"), genomes.join("adam.json"));
+    let plot = f.path("lr.svg");
+    let data = ["--data-dir", f.root.to_str().unwrap(), "--device", "cpu"];
+    let replay = |extra: &[&str]| {
+        let config = f.config.to_str().unwrap();
+        let mut args = vec![
+            "replay",
+            lion.to_str().unwrap(),
+            "--config",
+            config,
+            "--json",
+        ];
+        args.extend_from_slice(&data);
+        args.extend_from_slice(extra);
+        let out = ok(evolve(&args));
+        serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()
+    };
+    let doc = replay(&[
+        "--lr-scale",
+        "0.1,1,10",
+        "--lr-plot",
+        plot.to_str().unwrap(),
+    ]);
+    let points = doc["lr_sensitivity"].as_array().unwrap();
+    // Lion and Adam (not given, so added) at three scales each.
+    assert_eq!(points.len(), 6, "{points:?}");
+    let at = |name: &str, scale: f64| {
+        points
+            .iter()
+            .find(|p| p["name"] == name && p["scale"].as_f64() == Some(scale))
+            .unwrap_or_else(|| panic!("no {name} at {scale}"))
+    };
+    assert_eq!(
+        at("adam", 1.0)["vs_adam"],
+        1.0,
+        "Adam at its own lr is the baseline"
+    );
+    assert!((at("lion", 10.0)["lr"].as_f64().unwrap() - 1e-3).abs() < 1e-15);
+    // Scale 1 is the plain replay's score.
+    assert_eq!(
+        at("lion", 1.0)["vs_adam"],
+        doc["genomes"][0]["score"]["vs_adam"]
+    );
+    assert_ne!(at("adam", 0.1)["vs_adam"], at("adam", 10.0)["vs_adam"]);
+    let svg = std::fs::read_to_string(&plot).unwrap();
+    assert!(svg.contains("lion") && svg.contains("adam") && svg.contains("<svg"));
+    // Without --lr-scale the document has no sensitivity; a bad scale is refused by name.
+    assert!(replay(&[]).get("lr_sensitivity").is_none());
+    let out = evolve(&["replay", adam.to_str().unwrap(), "--lr-scale", "0,1"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--lr-scale 0: allowed"));
+}

@@ -6,6 +6,7 @@ pub mod generalization;
 pub mod lineage;
 pub mod progress;
 pub mod replay;
+pub mod sensitivity;
 use crate::genome::Genome;
 use crate::report::generalization::Generalization;
 use crate::search::records::{Checkpoint, Evaluation, GenerationStats, Stage};
@@ -34,6 +35,9 @@ pub struct ReplayDocument {
     pub device: String,
     pub baseline: Vec<TaskScore>,
     pub genomes: Vec<ReplayEntry>,
+    /// With `--lr-scale`: every genome and Adam at each learning-rate scale.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub lr_sensitivity: Vec<sensitivity::Point>,
 }
 
 /// A plain-text table: per genome and task, accuracy mean ± std over seeds on the scoring split,
@@ -75,6 +79,9 @@ pub fn replay_table(doc: &ReplayDocument) -> String {
         if let Some(p) = &entry.paired {
             out += &format!("{:<28} {:<10} {}\n", "", "vs Adam", paired_text(p));
         }
+    }
+    if !doc.lr_sensitivity.is_empty() {
+        out += &sensitivity::table(&doc.lr_sensitivity);
     }
     out
 }
@@ -159,7 +166,7 @@ pub fn generalization_markdown(g: &Generalization) -> String {
     s
 }
 
-fn truncate(s: &str, n: usize) -> String {
+pub(crate) fn truncate(s: &str, n: usize) -> String {
     if s.chars().count() <= n {
         s.to_string()
     } else {
@@ -331,10 +338,10 @@ pub fn progress_svg(history: &[Evaluation]) -> String {
     svg(|root| draw_progress(root, history))
 }
 
-type Area<'a> = DrawingArea<SVGBackend<'a>, Shift>;
-type Drawn = std::result::Result<(), DrawingAreaErrorKind<std::io::Error>>;
+pub(crate) type Area<'a> = DrawingArea<SVGBackend<'a>, Shift>;
+pub(crate) type Drawn = std::result::Result<(), DrawingAreaErrorKind<std::io::Error>>;
 
-fn svg(draw: impl for<'a> FnOnce(&Area<'a>) -> Drawn) -> String {
+pub(crate) fn svg(draw: impl for<'a> FnOnce(&Area<'a>) -> Drawn) -> String {
     let mut text = String::new();
     {
         let root = SVGBackend::with_string(&mut text, (760, 440)).into_drawing_area();
@@ -345,7 +352,7 @@ fn svg(draw: impl for<'a> FnOnce(&Area<'a>) -> Drawn) -> String {
 }
 
 /// A y range holding every finite value and Adam's 1.0, with a margin.
-fn value_range(values: impl Iterator<Item = f64>) -> std::ops::Range<f64> {
+pub(crate) fn value_range(values: impl Iterator<Item = f64>) -> std::ops::Range<f64> {
     let (lo, hi) = values
         .filter(|v| v.is_finite())
         .chain([1.0])

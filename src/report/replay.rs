@@ -2,7 +2,7 @@
 use crate::config::Config;
 use crate::error::Result;
 use crate::genome::Genome;
-use crate::report::{ReplayDocument, ReplayEntry};
+use crate::report::{sensitivity, ReplayDocument, ReplayEntry};
 use crate::train::evaluator::Evaluator;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
@@ -16,6 +16,8 @@ pub struct ReplayOptions {
     pub batch_candidates: Option<usize>,
     /// Told (steps done, steps in all) while training.
     pub on_steps: Option<Rc<dyn Fn(u64, u64)>>,
+    /// Learning-rate scales to train every genome and Adam at as well (`--lr-scale`).
+    pub lr_scales: Vec<f64>,
 }
 
 /// Loads every file first (a bad one fails before any training), trains Adam once, then the
@@ -36,6 +38,7 @@ pub fn replay(
     evaluator.on_steps = options.on_steps;
     let baseline = evaluator.baseline()?;
     let scores = evaluator.evaluate(&genomes)?;
+    let lr_sensitivity = lr_sensitivity(&mut evaluator, &genomes, &options.lr_scales)?;
     let entries = genomes
         .into_iter()
         .zip(files)
@@ -54,5 +57,39 @@ pub fn replay(
         device: crate::device::describe(options.device),
         baseline,
         genomes: entries,
+        lr_sensitivity,
     })
+}
+
+/// Every genome, and Adam, at each of `scales` times its learning rate, scored against the
+/// unscaled Adam baseline (scale 1 reuses the scores already trained).
+fn lr_sensitivity(
+    evaluator: &mut Evaluator,
+    genomes: &[Genome],
+    scales: &[f64],
+) -> Result<Vec<sensitivity::Point>> {
+    let adam = crate::genome::adam_baseline();
+    let mut subjects: Vec<(String, &Genome)> = genomes.iter().map(|g| (g.label(), g)).collect();
+    if !genomes.iter().any(|g| g.hash() == adam.hash()) {
+        subjects.push((adam.label(), &adam));
+    }
+    let mut named = Vec::new();
+    for &scale in scales {
+        for (name, genome) in &subjects {
+            named.push((name.clone(), scale, sensitivity::scaled(genome, scale)));
+        }
+    }
+    let trained: Vec<Genome> = named.iter().map(|(_, _, g)| g.clone()).collect();
+    let scores = evaluator.evaluate(&trained)?;
+    Ok(named
+        .into_iter()
+        .zip(scores)
+        .map(|((name, scale, genome), score)| sensitivity::Point {
+            name,
+            scale,
+            lr: genome.lr,
+            vs_adam: score.vs_adam,
+            diverged: score.tasks.iter().any(|t| t.diverged()),
+        })
+        .collect())
 }
