@@ -167,6 +167,9 @@ pub struct Config {
     pub ga: GaParams,
     #[serde(default)]
     pub fidelity: Fidelity,
+    /// Tuned baselines (absent: none; `{}`: the default AdamW grid).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tuning: Option<crate::train::tuning::Tuning>,
     /// Where evaluations run. Not part of what a run is: a resumed run may change it.
     #[serde(default)]
     pub executor: ExecutorConfig,
@@ -294,6 +297,9 @@ impl Config {
 
     pub fn validate(&self) -> std::result::Result<(), String> {
         self.protocol.validate("protocol")?;
+        if let Some(t) = &self.tuning {
+            t.validate()?;
+        }
         if let Some(h) = &self.holdout {
             h.protocol.validate("holdout.protocol")?;
             if !(1..=MAX_GENERATIONS).contains(&h.every) || !(1..=MAX_HOLDOUT_TOP).contains(&h.top)

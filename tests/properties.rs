@@ -234,6 +234,7 @@ proptest! {
                     baseline_cost: Some(Cost { steps: 20, seconds: 0.5 }),
                     memo,
                     results: scores.clone(),
+                    tuning: Vec::new(),
                 },
                 holdout: StageState::default(),
             },

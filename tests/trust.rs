@@ -222,6 +222,7 @@ fn fabricated_run(f: &Fixture, dir: &std::path::Path) -> Genome {
                 baseline_cost: None,
                 memo,
                 results: evaluations.iter().cloned().map(Some).collect(),
+                tuning: Vec::new(),
             },
             holdout: StageState::default(),
         },
@@ -558,4 +559,112 @@ fn lr_sensitivity_trains_each_genome_and_adam_at_every_scale_and_draws_them() {
         .unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("--lr-scale 0: allowed"));
+}
+
+/// The held-out fixture with a two-point tuning grid (AdamW with warmup and cosine decay at
+/// two learning rates).
+fn tuned_fixture() -> Fixture {
+    let base = held_out_fixture();
+    let patched = base.config_with(serde_json::json!({
+        "tuning": { "lr": [1e-3, 1e-2], "weight_decay": [0.0] }
+    }));
+    Fixture::new(&std::fs::read_to_string(patched).unwrap())
+}
+
+#[test]
+fn tuning_is_memoised_counted_and_resumes_exactly_and_its_best_point_is_the_tuned_baseline() {
+    let f = tuned_fixture();
+    // Killed inside the search protocol's grid and inside the held-out one.
+    kill_and_resume(&f, &[], |_| vec![1, 3]);
+    let run = f.path("reference");
+    let lines = history(&run);
+    let of = |stage: &str| -> Vec<&serde_json::Value> {
+        lines.iter().filter(|e| e["stage"] == stage).collect()
+    };
+    let (tune, held_tune) = (of("tune"), of("holdout_tune"));
+    assert_eq!(
+        (tune.len(), held_tune.len()),
+        (2, 2),
+        "each grid point once per protocol"
+    );
+    assert_eq!(lines[0]["stage"], "tune", "tuned before the search begins");
+    for e in tune.iter().chain(&held_tune) {
+        assert_eq!(e["cached"], false);
+        assert!(e["steps"].as_u64().unwrap() > 0);
+        assert!(
+            e["genome"]["cosine_decay"] == true && e["genome"]["warmup_steps"].as_u64() > Some(0)
+        );
+    }
+    // The tuned baseline is the best grid point on each protocol's validation split.
+    let best = |points: &[&serde_json::Value]| {
+        points
+            .iter()
+            .max_by(|a, b| {
+                a["score"]["vs_adam"]
+                    .as_f64()
+                    .unwrap()
+                    .total_cmp(&b["score"]["vs_adam"].as_f64().unwrap())
+            })
+            .unwrap()["hash"]
+            .clone()
+    };
+    let json: serde_json::Value =
+        serde_json::from_slice(&ok(evolve(&["report", run.to_str().unwrap(), "--json"])).stdout)
+            .unwrap();
+    assert_eq!(json["held_out_tuned"]["hash"], best(&held_tune));
+    assert_eq!(json["search_tuned"]["hash"], best(&tune));
+    // It is a held-out candidate, reusing its grid score (no second training), and every row
+    // is compared with it.
+    let tuned_hash = best(&held_tune);
+    let checks: Vec<_> = of("holdout")
+        .into_iter()
+        .filter(|e| e["hash"] == tuned_hash)
+        .collect();
+    assert!(!checks.is_empty() && checks.iter().all(|e| e["cached"] == true));
+    assert!(json["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|r| r["held_out_vs_tuned"].is_number()));
+    // The grid's steps are counted in the run's steps.
+    let cp: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("checkpoint.json")).unwrap())
+            .unwrap();
+    let trained: u64 = lines.iter().map(|e| e["steps"].as_u64().unwrap()).sum();
+    assert!(cp["logbook"]["total_steps"].as_u64().unwrap() >= trained);
+    let summary = std::fs::read_to_string(run.join("summary.md")).unwrap();
+    assert!(
+        summary.contains("Against the held-out tuned baseline"),
+        "{summary}"
+    );
+}
+
+#[test]
+fn best_json_is_the_tuned_baseline_when_no_genome_beats_it_held_out() {
+    // The grid's one point is Adam itself and every genome of the one generation is Adam: no
+    // genome can beat the tuned baseline, so best.json must be it, and the run says so.
+    let f = held_out_fixture();
+    let config = f.config_with(serde_json::json!({
+        "search": { "seed_genomes": ["adam", "adam", "adam", "adam", "adam"], "generations": 1 },
+        "tuning": { "families": ["adam"], "lr": [1e-3], "weight_decay": [0.0],
+                    "warmup_fraction": 0.0, "cosine_decay": false }
+    }));
+    let run = f.path("run");
+    let out = ok(f.evolve(&[
+        "--config",
+        config.to_str().unwrap(),
+        "--out",
+        run.to_str().unwrap(),
+    ]));
+    let best = evolve::genome::Genome::load(&run.join("best.json")).unwrap();
+    assert_eq!(best.hash(), evolve::genome::adam_hash());
+    let said = String::from_utf8_lossy(&out.stdout);
+    let summary = std::fs::read_to_string(run.join("summary.md")).unwrap();
+    for text in [said.as_ref(), summary.as_str()] {
+        assert!(
+            text.contains("No genome of the search beats the tuned baseline held out")
+                && text.contains("best.json is the tuned baseline"),
+            "{text}"
+        );
+    }
 }

@@ -21,6 +21,29 @@ pub struct Row {
     pub tasks: Vec<HeldOutTask>,
     /// Against Adam on the same held-out runs.
     pub paired: Option<Paired>,
+    /// Fitness / the held-out tuned baseline's (with `tuning`; the comparison that counts).
+    pub held_out_vs_tuned: Option<f64>,
+}
+
+/// A protocol's tuned baseline: the best point of the tuning grid.
+#[derive(Clone, Debug, Serialize)]
+pub struct Tuned {
+    pub label: String,
+    pub hash: String,
+    pub genome: String,
+    /// Fitness / Adam's on its protocol.
+    pub vs_adam: f64,
+}
+
+impl Tuned {
+    fn of(e: &Evaluation) -> Tuned {
+        Tuned {
+            label: e.genome.label(),
+            hash: e.hash.clone(),
+            genome: e.genome.describe(),
+            vs_adam: e.score.vs_adam,
+        }
+    }
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -46,7 +69,11 @@ pub struct Generalization {
     /// The genome `best.json` holds (best held out) and the search winner.
     pub winner: Option<String>,
     pub search_winner: Option<String>,
-    /// One plain sentence on whether the search winner's lead survives.
+    /// The tuned baselines of the search and held-out protocols (with `tuning`).
+    pub search_tuned: Option<Tuned>,
+    pub held_out_tuned: Option<Tuned>,
+    /// One plain sentence on whether the search winner's lead survives (and, with `tuning`, one
+    /// on the tuned baseline).
     pub verdict: String,
 }
 
@@ -54,6 +81,7 @@ pub struct Generalization {
 pub fn generalization(cp: &Checkpoint) -> Option<Generalization> {
     let holdout = cp.config.holdout.as_ref()?;
     let adam = cp.stages.holdout.baseline.as_deref().unwrap_or(&[]);
+    let tuned = cp.stages.holdout.tuned();
     let mut listed: Vec<&Evaluation> = cp.hall_of_fame.leaders.iter().take(holdout.top).collect();
     if let Some(w) = &cp.hall_of_fame.best_holdout {
         if !listed.iter().any(|e| e.hash == w.hash) {
@@ -97,6 +125,7 @@ pub fn generalization(cp: &Checkpoint) -> Option<Generalization> {
                         .collect()
                 }),
                 paired: held.and_then(|s| paired(&s.tasks, adam)),
+                held_out_vs_tuned: held.zip(tuned).map(|(s, t)| s.relative_to(&t.score.tasks)),
             }
         })
         .collect();
@@ -106,13 +135,18 @@ pub fn generalization(cp: &Checkpoint) -> Option<Generalization> {
         .filter(|(s, _)| s.is_finite())
         .collect();
     let rank_correlation = (checked.len() >= 3).then(|| spearman(&checked));
-    let verdict = verdict(cp, &rows);
+    let mut verdict = verdict(cp, &rows);
+    if let Some(t) = tuned {
+        verdict += &tuned_verdict(cp, t);
+    }
     Some(Generalization {
         held_out_protocol: holdout.protocol.clone(),
         rows,
         rank_correlation,
         winner: cp.winner().map(|e| e.hash.clone()),
         search_winner: cp.hall_of_fame.best().map(|e| e.hash.clone()),
+        search_tuned: cp.stages.full.tuned().map(Tuned::of),
+        held_out_tuned: tuned.map(Tuned::of),
         verdict,
     })
 }
@@ -154,6 +188,41 @@ fn verdict(cp: &Checkpoint, rows: &[Row]) -> String {
         );
     }
     s
+}
+
+/// The sentence on the held-out tuned baseline `tuned`: whether `best.json` beats it there, and
+/// when not, that `best.json` is the tuned baseline.
+fn tuned_verdict(cp: &Checkpoint, tuned: &Evaluation) -> String {
+    let against = |e: &Evaluation| {
+        let held = cp.stages.holdout.memo.get(&e.hash).unwrap_or(&e.score);
+        held.relative_to(&tuned.score.tasks)
+    };
+    match cp.winner() {
+        Some(w) if w.hash == tuned.hash => {
+            let best_found = cp
+                .hall_of_fame
+                .leaders
+                .iter()
+                .filter(|e| cp.stages.holdout.memo.contains_key(&e.hash))
+                .map(|e| (e.genome.label(), against(e)))
+                .max_by(|a, b| a.1.total_cmp(&b.1));
+            let found = best_found.map_or(String::new(), |(label, x)| {
+                format!(" (the best the search found, `{label}`, scores {x:.4}× it)")
+            });
+            format!(
+                " No genome of the search beats the tuned baseline held out{found}: best.json is the tuned baseline `{}` ({:.4}× Adam held out).",
+                tuned.genome.label(),
+                tuned.score.vs_adam
+            )
+        }
+        Some(w) => format!(
+            " Against the tuned baseline `{}` ({:.4}× Adam held out), best.json scores {:.4}× held out.",
+            tuned.genome.label(),
+            tuned.score.vs_adam,
+            against(w)
+        ),
+        None => String::new(),
+    }
 }
 
 /// Spearman's rank correlation of the pairs (average ranks for ties).

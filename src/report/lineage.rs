@@ -10,8 +10,10 @@ pub struct Ancestor {
     pub hash: String,
     pub label: String,
     /// `None` for a genome the history never shows bred (a held-out comparator such as Adam,
-    /// when it was not a seed).
+    /// when it was not a seed, or a point of the tuning grid).
     pub origin: Option<Origin>,
+    /// Whether it first appeared as a point of the tuning grid.
+    pub tuned: bool,
 }
 
 /// `hash` and every ancestor of it, each once, latest generation first: each genome as the
@@ -35,6 +37,7 @@ pub fn ancestry(history: &[Evaluation], hash: &str) -> Vec<Ancestor> {
                 label: hash.clone(),
                 hash,
                 origin: None,
+                tuned: false,
             });
             continue;
         };
@@ -47,6 +50,7 @@ pub fn ancestry(history: &[Evaluation], hash: &str) -> Vec<Ancestor> {
             hash: e.hash.clone(),
             label: e.genome.label(),
             origin: e.origin.clone(),
+            tuned: e.stage.tunes(),
         });
     }
     out.sort_by(|a, b| b.generation.cmp(&a.generation).then(a.index.cmp(&b.index)));
@@ -57,10 +61,11 @@ pub fn ancestry(history: &[Evaluation], hash: &str) -> Vec<Ancestor> {
 pub fn lineage_markdown(what: &str, ancestors: &[Ancestor]) -> String {
     let mut s = format!("## Lineage of {what}\n\n");
     for a in ancestors {
-        let origin = a
-            .origin
-            .as_ref()
-            .map_or("never bred by the search".to_string(), Origin::to_string);
+        let origin = match (&a.origin, a.tuned) {
+            (Some(origin), _) => origin.to_string(),
+            (None, true) => "a point of the tuning grid (a tuned baseline, not bred)".to_string(),
+            (None, false) => "never bred by the search".to_string(),
+        };
         s += &format!(
             "- generation {} #{} `{}`: {origin}\n",
             a.generation, a.index, a.label

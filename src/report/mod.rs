@@ -157,6 +157,26 @@ pub fn generalization_markdown(g: &Generalization) -> String {
             r.paired.as_ref().map_or("—".into(), paired_text)
         );
     }
+    if let Some(t) = &g.held_out_tuned {
+        let against: Vec<String> = g
+            .rows
+            .iter()
+            .filter_map(|r| Some(format!("rank {} {:.4}×", r.rank, r.held_out_vs_tuned?)))
+            .collect();
+        s += &format!(
+            "\nAgainst the held-out tuned baseline `{}` ({}; {:.4}× Adam held out): {}.\n",
+            t.label,
+            t.genome,
+            t.vs_adam,
+            against.join(", ")
+        );
+    }
+    if let Some(t) = &g.search_tuned {
+        s += &format!(
+            "The search protocol's tuned baseline is `{}` at {:.4}× Adam.\n",
+            t.label, t.vs_adam
+        );
+    }
     s += &format!(
         "\nRank correlation (Spearman) between search and held-out scores: {}.\n\n{}\n\n",
         g.rank_correlation

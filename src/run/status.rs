@@ -46,6 +46,14 @@ pub fn closing_message(cp: &Checkpoint, dir: &Path) -> String {
     };
     if let Some(held) = &cp.hall_of_fame.best_holdout {
         s += &line("best (held out)", held, "held-out");
+        if let Some(tuned) = cp.stages.holdout.tuned() {
+            s += &format!(
+                "    {:.4}× the tuned baseline {} held out (the comparison that counts; {:.4}× Adam)\n",
+                held.score.relative_to(&tuned.score.tasks),
+                tuned.genome.label(),
+                tuned.score.vs_adam
+            );
+        }
     }
     if let Some(best) = cp.hall_of_fame.best() {
         s += &line("best by search score", best, "search");

@@ -87,6 +87,9 @@ pub fn run(cx: &mut Context, mut cp: Checkpoint) -> Result<Checkpoint> {
     }
     cx.out.store.save(&cp)?;
     cx.out.observer.started(&cp);
+    for (stage, _) in stages.iter().filter(|(_, on)| *on) {
+        tune_stage(cx, &mut cp, *stage)?;
+    }
     while cp.population.generation < cp.config.search.generations {
         if cp.config.fidelity.enabled {
             screen_stage(cx, &mut cp)?;
@@ -215,6 +218,33 @@ fn holdout_stage(cx: &mut Context, cp: &mut Checkpoint) -> Result<()> {
     evaluate(cx, cp, &pass, Stage::Holdout, 0)
 }
 
+/// Trains the tuning grid (`tuning`) under the protocol of `stage` (full or held out), once, at
+/// the start: its best point is that protocol's tuned baseline. `tuning` records the grid's
+/// evaluations by point, so a resumed run picks up where it stopped.
+fn tune_stage(cx: &mut Context, cp: &mut Checkpoint, stage: Stage) -> Result<()> {
+    let tune = match stage {
+        Stage::Full => Stage::Tune,
+        Stage::Holdout => Stage::HoldoutTune,
+        _ => return Ok(()),
+    };
+    let Some(tuning) = &cp.config.tuning else {
+        return Ok(());
+    };
+    let protocol = stage_protocol(cp, stage);
+    let min_steps = protocol.tasks.iter().map(|t| t.steps).min().unwrap_or(0);
+    let grid = tuning.grid(min_steps);
+    let state = cp.stage_mut(stage);
+    if state.tuning.len() != grid.len() {
+        state.tuning = vec![None; grid.len()];
+    }
+    let pass: Vec<(usize, Genome)> = grid
+        .into_iter()
+        .enumerate()
+        .filter(|(i, _)| state.tuning[*i].is_none())
+        .collect();
+    evaluate(cx, cp, &pass, tune, 0)
+}
+
 /// The genomes of this generation at `indices`, with their indices.
 fn candidates(cp: &Checkpoint, indices: &[usize]) -> Vec<(usize, Genome)> {
     indices
@@ -233,8 +263,9 @@ fn holdout_due(cp: &Checkpoint) -> bool {
         .is_some_and(|h| done.is_multiple_of(h.every) || done == cp.config.search.generations)
 }
 
-/// The search's `top` best distinct genomes so far, ranked (the index is the rank), and Adam
-/// last: the winner held out must beat Adam there, or Adam is what `best.json` honestly holds.
+/// The search's `top` best distinct genomes so far, ranked (the index is the rank), then Adam
+/// and the held-out tuned baseline: the winner held out must beat them there, or the baseline
+/// is what `best.json` honestly holds.
 fn held_out_candidates(cp: &Checkpoint) -> Vec<(usize, Genome)> {
     let top = cp.config.holdout.as_ref().map_or(0, |h| h.top);
     let mut list: Vec<Genome> = cp
@@ -244,9 +275,11 @@ fn held_out_candidates(cp: &Checkpoint) -> Vec<(usize, Genome)> {
         .take(top)
         .map(|e| e.genome.clone())
         .collect();
-    let adam = adam_baseline();
-    if !list.iter().any(|g| g.hash() == adam.hash()) {
-        list.push(adam);
+    let tuned = cp.stages.holdout.tuned().map(|e| e.genome.clone());
+    for baseline in std::iter::once(adam_baseline()).chain(tuned) {
+        if !list.iter().any(|g| g.hash() == baseline.hash()) {
+            list.push(baseline);
+        }
     }
     list.into_iter().enumerate().collect()
 }
@@ -480,8 +513,8 @@ fn record(
         cached: cost.is_none(),
         seconds: cost.map_or(0.0, |c| c.seconds),
         origin: match stage {
-            Stage::Holdout => None,
-            _ => cp.population.origins.get(index).cloned(),
+            Stage::Screen | Stage::Full => cp.population.origins.get(index).cloned(),
+            _ => None,
         },
     };
     // A baseline's steps were counted when it trained.
@@ -491,7 +524,12 @@ fn record(
     cp.logbook.evaluations += 1;
     cp.logbook.reused += u64::from(evaluation.cached);
     cp.logbook.history_len = store.append(&evaluation)?;
-    cp.stage_mut(stage).results[index] = Some(evaluation.clone());
+    let state = cp.stage_mut(stage);
+    match stage.tunes() {
+        true => state.tuning[index] = Some(evaluation.clone()),
+        false => state.results[index] = Some(evaluation.clone()),
+    }
+    let yardstick = held_out_yardstick(cp);
     let fame = &mut cp.hall_of_fame;
     match stage {
         // A pruned run is scored, but never a leader: it stopped short.
@@ -501,13 +539,23 @@ fn record(
         }
         Stage::Holdout => {
             let best = fame.best_holdout.as_ref();
-            if best.is_none_or(|b| evaluation.score.vs_adam > b.score.vs_adam) {
+            if best.is_none_or(|b| yardstick(&evaluation) > yardstick(b)) {
                 fame.best_holdout = Some(evaluation.clone());
             }
         }
         _ => {}
     }
     Ok(evaluation)
+}
+
+/// What `best.json` is chosen by held out: the score against the held-out tuned baseline when
+/// the run tunes one, else against Adam.
+fn held_out_yardstick(cp: &Checkpoint) -> impl Fn(&Evaluation) -> f64 {
+    let tuned = cp.stages.holdout.tuned().map(|e| e.score.tasks.clone());
+    move |e: &Evaluation| match &tuned {
+        Some(tuned) => e.score.relative_to(tuned),
+        None => e.score.vs_adam,
+    }
 }
 
 /// Consecutive positions of a stage's pending list that are evaluated together; the genomes at

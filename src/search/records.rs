@@ -25,6 +25,12 @@ pub enum Stage {
     Full,
     /// A held-out protocol: the search's best genomes re-checked (meta-validation).
     Holdout,
+    /// The tuning grid (`tuning`) under the full protocol: its best point is the search's
+    /// tuned baseline.
+    Tune,
+    /// The tuning grid under the held-out protocol: its best point is what `best.json` must
+    /// beat.
+    HoldoutTune,
 }
 
 impl Stage {
@@ -34,7 +40,14 @@ impl Stage {
             Stage::Screen => "screen",
             Stage::Full => "full",
             Stage::Holdout => "holdout",
+            Stage::Tune => "tune",
+            Stage::HoldoutTune => "holdout_tune",
         }
+    }
+
+    /// Whether this stage trains a tuning grid.
+    pub fn tunes(self) -> bool {
+        matches!(self, Stage::Tune | Stage::HoldoutTune)
     }
 }
 
@@ -131,6 +144,22 @@ pub struct StageState {
     pub baseline_cost: Option<Cost>,
     pub memo: BTreeMap<String, Score>,
     pub results: Vec<Option<Evaluation>>,
+    /// The tuning grid's evaluations under this protocol, by grid point (empty without
+    /// `tuning`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tuning: Vec<Option<Evaluation>>,
+}
+
+impl StageState {
+    /// The tuned baseline: the grid point with the best score, once the whole grid is trained
+    /// (a point that diverged on some task cannot be one).
+    pub fn tuned(&self) -> Option<&Evaluation> {
+        let grid: Option<Vec<&Evaluation>> = self.tuning.iter().map(Option::as_ref).collect();
+        grid?
+            .into_iter()
+            .filter(|e| e.score.tasks.iter().all(|t| t.fitness > 0.0))
+            .max_by(|a, b| a.score.vs_adam.total_cmp(&b.score.vs_adam))
+    }
 }
 
 /// Everything needed to continue a run exactly, grouped as DEAP keeps a search's records: this
@@ -282,16 +311,16 @@ impl Checkpoint {
     pub fn stage(&self, stage: Stage) -> &StageState {
         match stage {
             Stage::Screen => &self.stages.screen,
-            Stage::Full => &self.stages.full,
-            Stage::Holdout => &self.stages.holdout,
+            Stage::Full | Stage::Tune => &self.stages.full,
+            Stage::Holdout | Stage::HoldoutTune => &self.stages.holdout,
         }
     }
 
     pub fn stage_mut(&mut self, stage: Stage) -> &mut StageState {
         match stage {
             Stage::Screen => &mut self.stages.screen,
-            Stage::Full => &mut self.stages.full,
-            Stage::Holdout => &mut self.stages.holdout,
+            Stage::Full | Stage::Tune => &mut self.stages.full,
+            Stage::Holdout | Stage::HoldoutTune => &mut self.stages.holdout,
         }
     }
 
@@ -299,9 +328,9 @@ impl Checkpoint {
     pub fn protocol(&self, stage: Stage) -> Option<crate::train::Protocol> {
         let c = &self.config;
         match stage {
-            Stage::Full => Some(c.protocol.clone()),
+            Stage::Full | Stage::Tune => Some(c.protocol.clone()),
             Stage::Screen => Some(c.fidelity.screening(&c.protocol)),
-            Stage::Holdout => c.holdout.as_ref().map(|h| h.protocol.clone()),
+            Stage::Holdout | Stage::HoldoutTune => c.holdout.as_ref().map(|h| h.protocol.clone()),
         }
     }
 
@@ -382,6 +411,16 @@ impl Checkpoint {
         for (i, e) in self.stages.holdout.results.iter().enumerate() {
             if let Some(e) = e {
                 check_evaluation(&format!("stages.holdout.results[{i}]"), e)?;
+            }
+        }
+        for (field, state) in [
+            ("full", &self.stages.full),
+            ("holdout", &self.stages.holdout),
+        ] {
+            for (i, e) in state.tuning.iter().enumerate() {
+                if let Some(e) = e {
+                    check_evaluation(&format!("stages.{field}.tuning[{i}]"), e)?;
+                }
             }
         }
         for (field, stage, state) in [

@@ -201,6 +201,18 @@ impl Score {
         }
     }
 
+    /// Fitness over `reference`'s on each task (the same tasks, in order), averaged over tasks as
+    /// `vs_adam` is: the score against a baseline other than Adam (a tuned one).
+    pub fn relative_to(&self, reference: &[TaskScore]) -> f64 {
+        let n = self.tasks.len().max(1) as f64;
+        self.tasks
+            .iter()
+            .zip(reference)
+            .map(|(t, r)| t.fitness / r.fitness)
+            .sum::<f64>()
+            / n
+    }
+
     pub fn steps(&self) -> u64 {
         self.tasks.iter().map(|t| t.steps).sum()
     }

@@ -9,6 +9,7 @@ pub mod protocol;
 pub mod prune;
 pub mod run;
 pub mod task;
+pub mod tuning;
 
 pub use protocol::Protocol;
 pub use run::{
