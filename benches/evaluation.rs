@@ -54,6 +54,7 @@ fn task(steps: u64, precision: Precision, layout: Layout, score_batch: i64) -> T
         validation: 5000,
         score_images: None,
         score_batch,
+        eval_every: None,
     }
 }
 

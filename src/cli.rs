@@ -122,6 +122,14 @@ pub struct ReplayArgs {
     /// With --lr-scale: write the sensitivity plot (SVG) here.
     #[arg(long, requires = "lr_scale")]
     pub lr_plot: Option<PathBuf>,
+    /// Measure accuracy on the scoring split every N steps, and report each genome's time to
+    /// the target's final accuracy (AlgoPerf's metric).
+    #[arg(long, value_name = "N")]
+    pub eval_every: Option<u64>,
+    /// With --eval-every: the genome file (one of those replayed, e.g. a run's tuned baseline)
+    /// whose final accuracy is the target; default Adam's.
+    #[arg(long, requires = "eval_every")]
+    pub target: Option<PathBuf>,
 }
 
 #[derive(Args)]

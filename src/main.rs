@@ -79,6 +79,25 @@ fn replay(args: &ReplayArgs) -> Result<()> {
     config.protocol.seed = args.seed.unwrap_or(config.protocol.seed);
     cli::apply(&mut config, &args.protocol, None, None)?;
     evolve::report::sensitivity::check_scales(&args.lr_scale).map_err(Error::Usage)?;
+    if let Some(n) = args.eval_every {
+        for task in &mut config.protocol.tasks {
+            if !(1..=task.steps).contains(&n) {
+                return Err(Error::Usage(format!(
+                    "--eval-every {n}: allowed: 1..={} (the steps of task {})",
+                    task.steps, task.name
+                )));
+            }
+            task.eval_every = Some(n);
+        }
+    }
+    if let Some(t) = &args.target {
+        if !args.genomes.contains(t) {
+            return Err(Error::Usage(format!(
+                "--target {}: allowed: one of the genome files replayed",
+                t.display()
+            )));
+        }
+    }
     let (bar, on_steps) = evolve::report::progress::steps_bar();
     let options = ReplayOptions {
         device: args.place.device,
@@ -86,6 +105,7 @@ fn replay(args: &ReplayArgs) -> Result<()> {
         batch_candidates: args.place.batch_candidates,
         on_steps: Some(on_steps),
         lr_scales: args.lr_scale.clone(),
+        target: args.target.clone(),
     };
     let doc = evolve::report::replay::replay(&args.genomes, &config, options)?;
     bar.finish_and_clear();

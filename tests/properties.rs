@@ -186,6 +186,7 @@ proptest! {
                 seconds: 0.0,
                 pruned: false,
                 train_seconds: 0.0,
+                curve: Vec::new(),
             }])
         };
         let baseline = vec![task("cifar10", 0.5), task("mnist", 0.9)];

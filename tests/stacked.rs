@@ -25,6 +25,7 @@ fn task() -> Task {
         score_images: None,
         layout: Default::default(),
         score_batch: 128,
+        eval_every: None,
     }
 }
 

@@ -23,6 +23,7 @@ fn task(steps: u64) -> Task {
         score_images: None,
         layout: Default::default(),
         score_batch: 128,
+        eval_every: None,
     }
 }
 
@@ -98,6 +99,7 @@ fn fitness_is_the_published_formula() {
         seconds: 0.0,
         pruned: false,
         train_seconds: 0.0,
+        curve: Vec::new(),
     };
     let mut losses = vec![5.0f32; 30];
     losses.extend(vec![0.4f32; 50]);

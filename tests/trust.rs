@@ -175,6 +175,7 @@ fn fabricated_run(f: &Fixture, dir: &std::path::Path) -> Genome {
             seconds: 0.0,
             pruned: false,
             train_seconds: 0.0,
+            curve: Vec::new(),
         };
         vec![TaskScore::from_runs("cifar10", vec![run])]
     };
@@ -632,6 +633,12 @@ fn tuning_is_memoised_counted_and_resumes_exactly_and_its_best_point_is_the_tune
             .unwrap();
     let trained: u64 = lines.iter().map(|e| e["steps"].as_u64().unwrap()).sum();
     assert!(cp["logbook"]["total_steps"].as_u64().unwrap() >= trained);
+    let tuned = evolve::genome::Genome::load(&run.join("tuned.json")).unwrap();
+    assert_eq!(
+        tuned.hash(),
+        tuned_hash.as_str().unwrap(),
+        "tuned.json is the tuned baseline"
+    );
     let summary = std::fs::read_to_string(run.join("summary.md")).unwrap();
     assert!(
         summary.contains("Against the held-out tuned baseline"),
@@ -667,4 +674,79 @@ fn best_json_is_the_tuned_baseline_when_no_genome_beats_it_held_out() {
             "{text}"
         );
     }
+}
+
+#[test]
+fn replay_measures_time_to_the_targets_final_accuracy() {
+    let f = Fixture::new(&tiny_config(3, 1));
+    let genomes = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("genomes");
+    let (lion, adamw) = (genomes.join("lion.json"), genomes.join("adamw.json"));
+    let (lion, adamw) = (lion.to_str().unwrap(), adamw.to_str().unwrap());
+    let config = f.config.to_str().unwrap();
+    let data = ["--data-dir", f.root.to_str().unwrap(), "--device", "cpu"];
+    let replay = |extra: &[&str]| {
+        let mut args = vec!["replay", lion, adamw, "--config", config, "--json"];
+        args.extend_from_slice(&data);
+        args.extend_from_slice(extra);
+        serde_json::from_slice::<serde_json::Value>(&ok(evolve(&args)).stdout).unwrap()
+    };
+    let plain = replay(&[]);
+    let doc = replay(&["--eval-every", "10", "--target", adamw]);
+    assert_eq!(doc["target"], "adamw");
+    // Measuring along the way changes nothing in training.
+    for i in 0..2 {
+        assert_eq!(
+            doc["genomes"][i]["score"]["vs_adam"],
+            plain["genomes"][i]["score"]["vs_adam"]
+        );
+    }
+    let run = &doc["genomes"][1]["score"]["tasks"][0]["runs"][0];
+    let curve = run["curve"].as_array().unwrap();
+    let steps: Vec<u64> = curve.iter().map(|p| p[0].as_u64().unwrap()).collect();
+    assert_eq!(steps, [10, 20, 30]);
+    assert_eq!(
+        curve[2][1], run["val_acc"],
+        "the last point is the final accuracy"
+    );
+    let rows = doc["time_to_target"].as_array().unwrap();
+    assert_eq!(rows.len(), 3, "lion, adamw and adam on one task");
+    let target = rows.iter().find(|r| r["name"] == "adamw").unwrap();
+    assert_eq!(target["target_acc"], run["val_acc"]);
+    assert_eq!(target["speedup"], 1.0, "the target against itself");
+    for r in rows {
+        let reached = r["steps"].as_u64();
+        assert!(reached.is_none_or(|s| steps.contains(&s)), "{r}");
+        assert_eq!(r["speedup"].is_number(), reached.is_some(), "{r}");
+    }
+    let table = String::from_utf8(
+        ok(evolve(
+            &[
+                &[
+                    "replay",
+                    lion,
+                    adamw,
+                    "--config",
+                    config,
+                    "--eval-every",
+                    "10",
+                ][..],
+                &data,
+            ]
+            .concat(),
+        ))
+        .stdout,
+    )
+    .unwrap();
+    assert!(
+        table.contains("time to target (adam's final accuracy"),
+        "{table}"
+    );
+    let out = evolve(&["replay", lion, "--eval-every", "0"])
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--eval-every 0: allowed: 1..="));
+    let out = evolve(&["replay", lion, "--eval-every", "5", "--target", adamw])
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&out.stderr).contains("one of the genome files replayed"));
 }

@@ -7,6 +7,7 @@ pub mod lineage;
 pub mod progress;
 pub mod replay;
 pub mod sensitivity;
+pub mod target;
 use crate::genome::Genome;
 use crate::report::generalization::Generalization;
 use crate::search::records::{Checkpoint, Evaluation, GenerationStats, Stage};
@@ -38,6 +39,12 @@ pub struct ReplayDocument {
     /// With `--lr-scale`: every genome and Adam at each learning-rate scale.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub lr_sensitivity: Vec<sensitivity::Point>,
+    /// With `--eval-every`: the genome whose final accuracy is the target, and every genome's
+    /// time to it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub target: Option<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub time_to_target: Vec<target::TimeToTarget>,
 }
 
 /// A plain-text table: per genome and task, accuracy mean ± std over seeds on the scoring split,
@@ -82,6 +89,9 @@ pub fn replay_table(doc: &ReplayDocument) -> String {
     }
     if !doc.lr_sensitivity.is_empty() {
         out += &sensitivity::table(&doc.lr_sensitivity);
+    }
+    if let (Some(name), false) = (&doc.target, doc.time_to_target.is_empty()) {
+        out += &target::table(name, &doc.time_to_target);
     }
     out
 }

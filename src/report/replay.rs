@@ -18,6 +18,9 @@ pub struct ReplayOptions {
     pub on_steps: Option<Rc<dyn Fn(u64, u64)>>,
     /// Learning-rate scales to train every genome and Adam at as well (`--lr-scale`).
     pub lr_scales: Vec<f64>,
+    /// With the protocol's `eval_every` set: the file (one of the genomes) whose final accuracy
+    /// is the target of time to target; `None`: Adam's.
+    pub target: Option<PathBuf>,
 }
 
 /// Loads every file first (a bad one fails before any training), trains Adam once, then the
@@ -39,7 +42,7 @@ pub fn replay(
     let baseline = evaluator.baseline()?;
     let scores = evaluator.evaluate(&genomes)?;
     let lr_sensitivity = lr_sensitivity(&mut evaluator, &genomes, &options.lr_scales)?;
-    let entries = genomes
+    let entries: Vec<ReplayEntry> = genomes
         .into_iter()
         .zip(files)
         .zip(scores)
@@ -52,12 +55,40 @@ pub fn replay(
             score,
         })
         .collect();
+    let timed = config.protocol.tasks.iter().all(|t| t.eval_every.is_some());
+    let (target, time_to_target) = match timed {
+        false => (None, Vec::new()),
+        true => {
+            let chosen = options.target.as_ref().map(|t| {
+                entries
+                    .iter()
+                    .zip(files)
+                    .find(|(_, f)| f.as_ref() == t.as_path())
+                    .map(|(e, _)| e)
+                    .expect("checked to be one of the files")
+            });
+            let (name, reference) = match chosen {
+                Some(e) => (e.name.clone(), &e.score.tasks),
+                None => ("adam".to_string(), &baseline),
+            };
+            let adam = std::iter::once(("adam".to_string(), &baseline));
+            let rows = entries
+                .iter()
+                .map(|e| (e.name.clone(), &e.score.tasks))
+                .chain(adam)
+                .flat_map(|(n, tasks)| crate::report::target::against(&n, tasks, reference))
+                .collect();
+            (Some(name), rows)
+        }
+    };
     Ok(ReplayDocument {
         protocol: config.protocol.clone(),
         device: crate::device::describe(options.device),
         baseline,
         genomes: entries,
         lr_sensitivity,
+        target,
+        time_to_target,
     })
 }
 

@@ -1,7 +1,7 @@
 //! Starting and resuming a run: what it needs is checked first, its directory is made (or
 //! reopened and checked), and the search loop runs on it with the executor the config asks for.
 use super::executor;
-use super::{RunDir, BEST, BEST_SEARCH, CONFIG, FITNESS_SVG, PROGRESS_SVG, SUMMARY};
+use super::{RunDir, BEST, BEST_SEARCH, CONFIG, FITNESS_SVG, PROGRESS_SVG, SUMMARY, TUNED};
 use crate::config::{Config, ExecutorConfig};
 use crate::error::{Error, Result};
 use crate::genome::Genome;
@@ -174,7 +174,8 @@ impl Store for RunDir {
 }
 
 /// `best.json`: the winner so far (see `Checkpoint::winner`), named; with a held-out protocol,
-/// `best-search.json` holds the best by search score beside it.
+/// `best-search.json` holds the best by search score beside it, and with `tuning`,
+/// `tuned.json` the tuned baseline.
 fn write_best(dir: &RunDir, cp: &Checkpoint) -> Result<()> {
     let save = |e: &Evaluation, file: &str| {
         let mut genome = e.genome.clone();
@@ -186,6 +187,11 @@ fn write_best(dir: &RunDir, cp: &Checkpoint) -> Result<()> {
     }
     if let (Some(best), Some(_)) = (cp.hall_of_fame.best(), &cp.config.holdout) {
         save(best, BEST_SEARCH)?;
+    }
+    // The held-out tuned baseline (else the search's): what `replay --target` measures against.
+    let stages = &cp.stages;
+    if let Some(tuned) = stages.holdout.tuned().or(stages.full.tuned()) {
+        save(tuned, TUNED)?;
     }
     Ok(())
 }

@@ -29,6 +29,7 @@ pub const HISTORY: &str = "history.jsonl";
 pub const BEST: &str = "best.json";
 /// With a held-out protocol, the best genome by search score (`best.json` is the best held out).
 pub const BEST_SEARCH: &str = "best-search.json";
+pub const TUNED: &str = "tuned.json";
 pub const SUMMARY: &str = "summary.md";
 pub const FITNESS_SVG: &str = "fitness.svg";
 pub const PROGRESS_SVG: &str = "progress.svg";

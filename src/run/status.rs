@@ -2,6 +2,7 @@
 //! message of a finished `evolve`.
 use super::{
     RunDir, BEST, BEST_SEARCH, CHECKPOINT, CONFIG, FITNESS_SVG, HISTORY, PROGRESS_SVG, SUMMARY,
+    TUNED,
 };
 use crate::error::{Error, Result};
 use crate::genome::Genome;
@@ -72,6 +73,7 @@ pub fn closing_message(cp: &Checkpoint, dir: &Path) -> String {
     let written: Vec<&str> = [
         BEST,
         BEST_SEARCH,
+        TUNED,
         SUMMARY,
         FITNESS_SVG,
         PROGRESS_SVG,

@@ -788,6 +788,7 @@ mod tests {
             pruned: true,
             seconds: 0.0,
             train_seconds: 0.0,
+            curve: Vec::new(),
         };
         let mut e = evaluation(index, Stage::Full, vs_adam);
         e.score.tasks = vec![crate::train::fitness::TaskScore::from_runs(

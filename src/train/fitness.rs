@@ -264,6 +264,7 @@ mod tests {
                 seconds: 0.0,
                 pruned: false,
                 train_seconds: 0.0,
+                curve: Vec::new(),
             })
             .collect();
         TaskScore::from_runs("cifar10", runs)

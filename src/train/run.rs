@@ -40,6 +40,10 @@ pub struct RunMetrics {
     /// Wall time of the training loop alone (what steps/s is measured on).
     #[serde(default)]
     pub train_seconds: f64,
+    /// Accuracy on the scoring split every `eval_every` steps, as `(steps done, accuracy)`
+    /// (replay's `--eval-every`; empty otherwise).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub curve: Vec<(u64, f64)>,
 }
 
 /// The mean of the last `window` losses of a curve, in f64 (`None` for an empty curve).
@@ -193,6 +197,7 @@ pub fn train_stacked(
     let mut members = Members::new(k, task.steps);
     let checkpoint = |done: u64| bar.and_then(|b| b.limit_at(done)).is_some();
     let mut checked = 0u64;
+    let mut curves: Vec<Vec<(u64, f64)>> = vec![Vec::new(); k];
     for s in 0..task.steps {
         if let Some(signal) = crate::interrupt::requested() {
             return Err(Error::Interrupted(signal));
@@ -218,11 +223,22 @@ pub fn train_stacked(
                 break;
             }
         }
+        if task
+            .eval_every
+            .is_some_and(|n| done % n == 0 || done == task.steps)
+        {
+            let (x, y) = task.scoring_split(data);
+            let measured = accuracy(&trainer.model, data, &x, &y, task.score_batch)?;
+            for (member, acc) in measured.into_iter().enumerate() {
+                curves[member].push((done, acc));
+            }
+        }
     }
     let train_seconds = start.elapsed().as_secs_f64();
     let all_diverged = members.diverged.iter().all(|&d| d);
     let (scored, test) = score_members(&trainer.model, task, data, k, all_diverged, report_test)?;
     let seconds = start.elapsed().as_secs_f64();
+    let accuracy_curves = curves;
     let Members {
         curves,
         diverged,
@@ -231,8 +247,9 @@ pub fn train_stacked(
     let zero_if_diverged = |member: usize, acc: f64| if diverged[member] { 0.0 } else { acc };
     Ok(curves
         .into_iter()
+        .zip(accuracy_curves)
         .enumerate()
-        .map(|(member, losses)| RunMetrics {
+        .map(|(member, (losses, curve))| RunMetrics {
             seed,
             score_acc: zero_if_diverged(member, scored[member]),
             test_acc: test.as_ref().map(|t| zero_if_diverged(member, t[member])),
@@ -243,6 +260,10 @@ pub fn train_stacked(
             pruned: pruned[member],
             seconds,
             train_seconds,
+            curve: match diverged[member] {
+                true => Vec::new(),
+                false => curve,
+            },
         })
         .collect())
 }

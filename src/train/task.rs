@@ -41,6 +41,10 @@ pub struct Task {
         skip_serializing_if = "is_default_score_batch"
     )]
     pub score_batch: i64,
+    /// Measure accuracy on the scoring split every this many steps too (replay's
+    /// `--eval-every`, for time to target); training is unchanged by it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub eval_every: Option<u64>,
 }
 
 fn is_default<T: Default + PartialEq>(value: &T) -> bool {
