@@ -66,9 +66,13 @@ pub fn lineage_markdown(what: &str, ancestors: &[Ancestor]) -> String {
             (None, true) => "a point of the tuning grid (a tuned baseline, not bred)".to_string(),
             (None, false) => "never bred by the search".to_string(),
         };
+        let name = match a.label == a.hash {
+            true => format!("`{}`", a.hash),
+            false => format!("`{}` ({})", a.label, a.hash),
+        };
         s += &format!(
-            "- generation {} #{} `{}`: {origin}\n",
-            a.generation, a.index, a.label
+            "- generation {} #{} {name}: {origin}\n",
+            a.generation, a.index
         );
     }
     s + "\n"

@@ -71,7 +71,9 @@ pub fn replay(
                 Some(e) => (e.name.clone(), &e.score.tasks),
                 None => ("adam".to_string(), &baseline),
             };
-            let adam = std::iter::once(("adam".to_string(), &baseline));
+            // Adam too, unless it is one of the files.
+            let adam_listed = entries.iter().any(|e| e.hash == crate::genome::adam_hash());
+            let adam = (!adam_listed).then(|| ("adam".to_string(), &baseline));
             let rows = entries
                 .iter()
                 .map(|e| (e.name.clone(), &e.score.tasks))

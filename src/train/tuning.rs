@@ -90,7 +90,7 @@ impl Tuning {
             for &lr in &self.lr {
                 for &weight_decay in &self.weight_decay {
                     grid.push(Genome {
-                        name: Some(format!("{family} lr {lr:e} wd {weight_decay:e}")),
+                        name: Some(format!("{family} lr {lr:e} wd {}", short(weight_decay))),
                         lr,
                         weight_decay,
                         warmup_steps: warmup,
@@ -101,6 +101,14 @@ impl Tuning {
             }
         }
         grid
+    }
+}
+
+/// `x` in few characters: 0 as `0`, others in scientific notation (`1e-2`).
+fn short(x: f64) -> String {
+    match x == 0.0 {
+        true => "0".to_string(),
+        false => format!("{x:e}"),
     }
 }
 
