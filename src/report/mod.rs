@@ -429,6 +429,11 @@ fn draw_fitness(root: &Area, stats: &[GenerationStats], history: &[Evaluation]) 
         .draw()?;
     draw_genomes(&mut chart, history)?;
     draw_generation_lines(&mut chart, stats, generations)?;
+    legend(&mut chart)
+}
+
+/// The series labels, boxed, at the lower right.
+pub(crate) fn legend<'a>(chart: &mut FitnessChart<'a, 'a>) -> Drawn {
     chart
         .configure_series_labels()
         .position(SeriesLabelPosition::LowerRight)
@@ -441,7 +446,7 @@ fn draw_fitness(root: &Area, stats: &[GenerationStats], history: &[Evaluation]) 
 const BLUE_LINE: RGBColor = RGBColor(31, 119, 180);
 
 /// The fitness chart's axes: generations across, fitness vs Adam up.
-type FitnessChart<'a, 'b> = ChartContext<
+pub(crate) type FitnessChart<'a, 'b> = ChartContext<
     'a,
     SVGBackend<'b>,
     Cartesian2d<plotters::coord::types::RangedCoordf64, plotters::coord::types::RangedCoordf64>,

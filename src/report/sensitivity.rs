@@ -136,10 +136,5 @@ fn draw(root: &Area, points: &[Point]) -> Drawn {
                 .map(|xy| Circle::new(xy, 3, colour.filled())),
         )?;
     }
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::LowerRight)
-        .background_style(WHITE.mix(0.85))
-        .border_style(BLACK)
-        .draw()
+    crate::report::legend(&mut chart)
 }
