@@ -81,7 +81,7 @@ fn replay(args: &ReplayArgs) -> Result<()> {
     evolve::report::sensitivity::check_scales(&args.lr_scale).map_err(Error::Usage)?;
     if let Some(n) = args.eval_every {
         for task in &mut config.protocol.tasks {
-            if !(1..=task.steps).contains(&n) {
+            if !task.eval_every_fits(n) {
                 return Err(Error::Usage(format!(
                     "--eval-every {n}: allowed: 1..={} (the steps of task {})",
                     task.steps, task.name

@@ -346,6 +346,10 @@ fn hostile_config_values_are_refused_with_the_field_named() {
             "score_images",
         ),
         (
+            serde_json::json!({"protocol": {"tasks": [{"name": "c", "dataset": "cifar10", "model": "tiny-cnn", "train_subset": 100, "batch": 10, "steps": 5, "eval_every": 0}], "seeds": 1}}),
+            "protocol.tasks[0].eval_every",
+        ),
+        (
             serde_json::json!({"ga": {"lookahead_k": [0, 3]}}),
             "ga.lookahead_k",
         ),

@@ -70,6 +70,12 @@ impl Protocol {
                     t.name, t.steps, t.batch, t.train_subset, t.validation
                 ));
             }
+            if let Some(n) = t.eval_every.filter(|&n| !t.eval_every_fits(n)) {
+                return Err(format!(
+                    "field `{field}.tasks[{i}].eval_every`: {n}; allowed: 1..={} (the task's steps), or absent",
+                    t.steps
+                ));
+            }
             if self.tasks[..i].iter().any(|o| o.name == t.name) {
                 return Err(format!("field `{field}.tasks[{i}].name`: `{}` appears twice; task names must be unique", t.name));
             }

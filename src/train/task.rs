@@ -111,6 +111,11 @@ impl Task {
         }
     }
 
+    /// Whether accuracy can be measured every `n` steps of this task (`eval_every`).
+    pub fn eval_every_fits(&self, n: u64) -> bool {
+        (1..=self.steps).contains(&n)
+    }
+
     /// `check_sizes`, as the error a run stops with: it names the task, its dataset and root.
     pub fn check_against(&self, available: i64, root: &std::path::Path) -> Result<()> {
         self.check_sizes(available).map_err(|m| {
