@@ -7,9 +7,13 @@
 //! count loading the data, training and scoring, as the reference's `total_seconds` do. Medians
 //! over `--runs`.
 //!
+//! Then the gpt-tiny language model on the `fortunes` corpus (batch 32, context 64) against
+//! `benches/lm_reference.py`, the same model and batch written as a PyTorch user writes it.
+//!
 //! Run: `cargo bench --bench evaluation -- [--steps 200] [--runs 1] [--threads 2]
 //!       [--genome adam|evolved] [--loaders batched,dataloader] [--precision fp32,bf16]
-//!       [--score-batches 64,128,256,1000] [--stack 1,4,8] [--device cpu|cuda] [--data ROOT]`
+//!       [--score-batches 64,128,256,1000] [--stack 1,4,8] [--device cpu|cuda] [--data ROOT]
+//!       [--parts cifar,lm] [--lm-steps 150]`
 use evolve::genome::{shipped, Genome};
 use evolve::train::data::{Dataset, DatasetKind};
 use evolve::train::models::{self, Layout, ModelKind, Net, Precision};
@@ -55,6 +59,9 @@ fn task(steps: u64, precision: Precision, layout: Layout, score_batch: i64) -> T
         score_images: None,
         score_batch,
         eval_every: None,
+        corpus: None,
+        transformer: Default::default(),
+        command: None,
     }
 }
 
@@ -113,6 +120,16 @@ fn main() {
     ));
     tch::set_num_threads(threads);
     let device = evolve::device::parse(&device_name).expect("device");
+    let parts = list(&args, "--parts", "cifar,lm");
+    if parts.iter().any(|p| p == "lm") {
+        let lm_steps: u64 = arg(&args, "--lm-steps", "150")
+            .parse()
+            .expect("--lm-steps N");
+        language_model(&root, device, threads, runs, lm_steps);
+    }
+    if !parts.iter().any(|p| p == "cifar") {
+        return;
+    }
     let clock = Instant::now();
     let data = Dataset::load(DatasetKind::Cifar10, &root)
         .expect("CIFAR-10 under --data")
@@ -252,9 +269,11 @@ fn scoring_passes(b: &Bench, batches: &[String]) {
     for layout in [Layout::Nchw, Layout::ChannelsLast] {
         for precision in [Precision::Fp32, Precision::Bf16] {
             let vs = tch::nn::VarStore::new(b.device);
-            let net = Net::new(ModelKind::MarfinetzCnn, &vs.root(), DatasetKind::Cifar10, 1)
-                .with_layout(layout)
-                .with_precision(precision);
+            let net = Net::Cnn(
+                models::Cnn::new(ModelKind::MarfinetzCnn, &vs.root(), DatasetKind::Cifar10, 1)
+                    .with_layout(layout)
+                    .with_precision(precision),
+            );
             let row: Vec<String> = batches
                 .iter()
                 .map(|batch| {
@@ -394,4 +413,105 @@ fn stacking(b: &Bench, stacks: &[String]) {
             b.steps
         );
     }
+}
+
+/// gpt-tiny (default shape) on the `fortunes` corpus, batch 32, Adam: evolve in fp32 and bf16
+/// against `benches/lm_reference.py` (same model, batch and windows), steps/s side by side, with
+/// next-byte accuracy and bits per byte on the validation split as a check that both learn alike.
+fn language_model(root: &Path, device: Device, threads: i32, runs: usize, steps: u64) {
+    let source = evolve::train::data::Source {
+        kind: DatasetKind::Text,
+        corpus: None,
+    };
+    let data = Dataset::open(&source, root)
+        .expect("the fortunes corpus under --data")
+        .to_device(device);
+    let shape = models::gpt::Shape::default();
+    println!(
+        "gpt-tiny language model: fortunes, context {}, width {}, depth {}, heads {}, batch 32, {steps} steps, Adam, {threads} threads, median of {runs}; {:.1} MFLOP a window forward",
+        shape.context,
+        shape.width,
+        shape.depth,
+        shape.heads,
+        models::gpt::forward_flops(shape) / 1e6
+    );
+    let mut ours = 0.0;
+    for precision in [Precision::Fp32, Precision::Bf16] {
+        let task = Task {
+            name: "fortunes-gpt".into(),
+            dataset: DatasetKind::Text,
+            model: ModelKind::GptTiny,
+            train_subset: 16_000,
+            batch: 32,
+            validation: 1000,
+            score_on: ScoreOn::Validation,
+            precision,
+            ..task(steps, Precision::Fp32, Layout::default(), 128)
+        };
+        let results: Vec<RunMetrics> = (0..runs as u64)
+            .map(|seed| {
+                train_stacked(&task, &[shipped("adam")], seed, &data, false, None, &|_| {})
+                    .expect("training run")
+                    .remove(0)
+            })
+            .collect();
+        let rate = median(
+            results
+                .iter()
+                .map(|r| r.steps as f64 / r.train_seconds)
+                .collect(),
+        );
+        let acc = median(results.iter().map(|r| r.score_acc).collect());
+        let bits = median(
+            results
+                .iter()
+                .map(|r| r.score_loss.unwrap_or(f64::NAN) / std::f64::consts::LN_2)
+                .collect(),
+        );
+        if precision == Precision::Fp32 {
+            ours = rate;
+        }
+        println!(
+            "{:<48} {rate:>8.2} steps/s  next-byte acc {acc:.4}  {bits:.3} bits/byte",
+            format!("evolve gpt-tiny {precision:?}")
+        );
+    }
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let corpus = DatasetKind::Text.locate(root);
+    let docs: Vec<serde_json::Value> = (0..runs)
+        .map(|seed| {
+            let out = Command::new(manifest.join(".venv/bin/python"))
+                .arg(manifest.join("benches/lm_reference.py"))
+                .arg("--corpus")
+                .arg(&corpus)
+                .args([
+                    "--steps",
+                    &steps.to_string(),
+                    "--threads",
+                    &threads.to_string(),
+                ])
+                .args(["--seed", &seed.to_string()])
+                .output()
+                .expect("run benches/lm_reference.py with .venv/bin/python");
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            let text = String::from_utf8_lossy(&out.stdout);
+            serde_json::from_str(text.lines().last().unwrap_or("")).expect("one JSON line")
+        })
+        .collect();
+    let field = |name: &str| median(docs.iter().map(|d| d[name].as_f64().expect(name)).collect());
+    let rate = field("steps_per_second");
+    println!(
+        "{:<48} {rate:>8.2} steps/s  next-byte acc {:.4}  {:.3} bits/byte",
+        "lm_reference.py (PyTorch, torch.optim.Adam)",
+        field("val_acc"),
+        field("bits_per_byte")
+    );
+    println!(
+        "    evolve's fp32 gpt-tiny against it: training {:.2}× its speed",
+        ours / rate
+    );
 }

@@ -164,7 +164,7 @@ pub fn at_least_one(s: &str) -> std::result::Result<usize, String> {
 pub fn parse_dataset(s: &str) -> std::result::Result<DatasetKind, String> {
     DatasetKind::ALL
         .into_iter()
-        .find(|k| k.dir_name() == s)
+        .find(|k| k.dir_name() == s || k.config_name() == s)
         .ok_or_else(|| format!("unknown dataset `{s}`; allowed: {}", DatasetKind::names()))
 }
 
@@ -230,8 +230,11 @@ impl ProtocolOverrides {
         }
         for task in &mut config.protocol.tasks {
             task.steps = self.steps.unwrap_or(task.steps);
-            task.train_subset = self.train_subset.unwrap_or(task.train_subset);
-            task.validation = self.validation.unwrap_or(task.validation);
+            // A command task's script owns its data and splits.
+            if task.command.is_none() {
+                task.train_subset = self.train_subset.unwrap_or(task.train_subset);
+                task.validation = self.validation.unwrap_or(task.validation);
+            }
         }
         config.protocol.seeds = self.seeds.unwrap_or(config.protocol.seeds);
         Ok(())

@@ -153,6 +153,26 @@ pub struct Holdout {
     pub every: usize,
     /// How many of the search's best distinct genomes are re-checked.
     pub top: usize,
+    /// Shipped genomes trained on the held-out protocol beside the search's best, to compare
+    /// with and never handed out as `best.json` (default: the published genome, so every report
+    /// says how a discovery fares against it).
+    #[serde(default = "default_comparators")]
+    pub comparators: Vec<String>,
+}
+
+fn default_comparators() -> Vec<String> {
+    vec![crate::genome::PUBLISHED.to_string()]
+}
+
+impl Holdout {
+    /// The comparators' genomes (names checked by `Config::validate`).
+    pub fn comparator_genomes(&self) -> Vec<crate::genome::Genome> {
+        self.comparators
+            .iter()
+            .filter(|n| crate::genome::SHIPPED.iter().any(|(s, _)| s == n))
+            .map(|n| crate::genome::shipped(n))
+            .collect()
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -308,6 +328,17 @@ impl Config {
                     "field `holdout`: every {}, top {}; allowed: every 1..={MAX_GENERATIONS}, top 1..={MAX_HOLDOUT_TOP}",
                     h.every, h.top
                 ));
+            }
+            for (i, name) in h.comparators.iter().enumerate() {
+                if name == "adam" {
+                    return Err(format!("field `holdout.comparators[{i}]`: `adam` is the yardstick every genome is scored against already; name another shipped genome"));
+                }
+                if !crate::genome::SHIPPED.iter().any(|(s, _)| s == name) {
+                    return Err(format!(
+                        "field `holdout.comparators[{i}]`: `{name}` is not a shipped genome; allowed: {}",
+                        crate::genome::SHIPPED.map(|(name, _)| name).join(", ")
+                    ));
+                }
             }
         }
         let s = &self.search;

@@ -30,8 +30,13 @@ fn main() -> ExitCode {
         Some(Command::Report { run, json }) => report(&run, json),
         Some(Command::Data(DataCommand::Download { data_dir, datasets })) => {
             let root = data::resolve_root(data_dir.as_deref());
+            // By default every dataset with an archive to fetch: the text corpus is a Debian
+            // package, checked when named.
             let datasets = match datasets.is_empty() {
-                true => DatasetKind::ALL.to_vec(),
+                true => DatasetKind::ALL
+                    .into_iter()
+                    .filter(|k| k.is_image())
+                    .collect(),
                 false => datasets,
             };
             data::download::download(&root, &datasets)

@@ -177,6 +177,7 @@ proptest! {
         let task = |name: &str, fitness: f64| {
             TaskScore::from_runs(name, vec![RunMetrics {
                 seed: 1,
+                score_loss: None,
                 score_acc: fitness.max(0.0),
                 test_acc: None,
                 fitness: None,
@@ -187,6 +188,7 @@ proptest! {
                 pruned: false,
                 train_seconds: 0.0,
                 curve: Vec::new(),
+                failure: None,
             }])
         };
         let baseline = vec![task("cifar10", 0.5), task("mnist", 0.9)];

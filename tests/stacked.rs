@@ -26,6 +26,9 @@ fn task() -> Task {
         layout: Default::default(),
         score_batch: 128,
         eval_every: None,
+        corpus: None,
+        transformer: Default::default(),
+        command: None,
     }
 }
 

@@ -24,6 +24,9 @@ fn task(steps: u64) -> Task {
         layout: Default::default(),
         score_batch: 128,
         eval_every: None,
+        corpus: None,
+        transformer: Default::default(),
+        command: None,
     }
 }
 
@@ -90,6 +93,7 @@ fn a_diverging_genome_is_stopped_and_scored_minus_one() {
 fn fitness_is_the_published_formula() {
     let run = |acc: f64, losses: Vec<f32>, diverged| RunMetrics {
         seed: 0,
+        score_loss: None,
         score_acc: acc,
         test_acc: None,
         fitness: None,
@@ -100,6 +104,7 @@ fn fitness_is_the_published_formula() {
         pruned: false,
         train_seconds: 0.0,
         curve: Vec::new(),
+        failure: None,
     };
     let mut losses = vec![5.0f32; 30];
     losses.extend(vec![0.4f32; 50]);

@@ -166,6 +166,7 @@ fn fabricated_run(f: &Fixture, dir: &std::path::Path) -> Genome {
     let score = |fitness: f64| {
         let run = RunMetrics {
             seed: 1,
+            score_loss: None,
             score_acc: fitness,
             test_acc: None,
             fitness: None,
@@ -176,6 +177,7 @@ fn fabricated_run(f: &Fixture, dir: &std::path::Path) -> Genome {
             pruned: false,
             train_seconds: 0.0,
             curve: Vec::new(),
+            failure: None,
         };
         vec![TaskScore::from_runs("cifar10", vec![run])]
     };
@@ -263,9 +265,11 @@ fn the_winner_is_chosen_on_the_held_out_protocol_when_the_search_winner_loses_th
         .into_iter()
         .filter(|e| e["stage"] == "holdout")
         .collect();
-    assert_eq!(held.len(), 3, "the top 2 and Adam");
+    assert_eq!(held.len(), 4, "the top 2, Adam and the published genome");
+    let published = evolve::genome::shipped(evolve::genome::PUBLISHED).hash();
     let top = held
         .iter()
+        .filter(|e| e["hash"] != published.as_str())
         .max_by(|a, b| {
             a["score"]["vs_adam"]
                 .as_f64()
@@ -749,4 +753,58 @@ fn replay_measures_time_to_the_targets_final_accuracy() {
         .output()
         .unwrap();
     assert!(String::from_utf8_lossy(&out.stderr).contains("one of the genome files replayed"));
+}
+
+#[test]
+fn the_published_genome_is_compared_with_held_out_and_never_handed_out() {
+    let f = tuned_fixture();
+    let run = f.path("run");
+    ok(f.start(&run, &[]));
+    let published = evolve::genome::shipped(evolve::genome::PUBLISHED).hash();
+    let lines = history(&run);
+    let held: Vec<&serde_json::Value> = lines.iter().filter(|e| e["stage"] == "holdout").collect();
+    let compared = held
+        .iter()
+        .find(|e| e["hash"] == published.as_str())
+        .expect("the published genome is trained held out");
+    let best: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("best.json")).unwrap()).unwrap();
+    let best_hash = evolve::genome::Genome::from_json(&best.to_string(), "best.json")
+        .unwrap()
+        .hash();
+    assert_ne!(best_hash, published, "a comparator is never best.json");
+    let report = ok(evolve(&["report", "--json", run.to_str().unwrap()]));
+    let doc: serde_json::Value = serde_json::from_slice(&report.stdout).unwrap();
+    let c = &doc["comparators"][0];
+    assert_eq!(c["hash"], published.as_str());
+    let held_out = compared["score"]["vs_adam"].as_f64().unwrap();
+    assert!(
+        (c["vs_adam"].as_f64().unwrap() - held_out).abs() < 1e-9,
+        "{c} vs {held_out}"
+    );
+    assert!(
+        c["vs_tuned"].as_f64().is_some() && c["best_vs_it"].as_f64().is_some(),
+        "{c}"
+    );
+    let summary = std::fs::read_to_string(run.join("summary.md")).unwrap();
+    assert!(
+        summary.contains(
+            "Vs the published genome `marfinetz2025-evolved` (compared with, not a parent)"
+        ),
+        "{summary}"
+    );
+    // An unknown comparator is refused with the shipped names.
+    let bad = f.config_with(serde_json::json!({ "holdout": { "comparators": ["adma"] } }));
+    let out = evolve(&[
+        "--config",
+        bad.to_str().unwrap(),
+        "--out",
+        f.path("bad").to_str().unwrap(),
+    ])
+    .output()
+    .unwrap();
+    common::cli::refused(
+        &out,
+        &["holdout.comparators[0]", "adma", "marfinetz2025-evolved"],
+    );
 }

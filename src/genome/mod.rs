@@ -372,6 +372,10 @@ pub const SHIPPED: [(&str, &str); 8] = [
     ),
 ];
 
+/// The shipped genome of Marfinetz 2025: the answer a search is compared with, never seeded
+/// from by the shipped configs.
+pub const PUBLISHED: &str = "marfinetz2025-evolved";
+
 /// A shipped genome by name (see `SHIPPED`).
 pub fn shipped(name: &str) -> Genome {
     let (_, text) = SHIPPED

@@ -26,10 +26,17 @@ pub fn doctor(root: &std::path::Path) -> String {
         root.display()
     );
     for kind in DatasetKind::ALL {
-        let dir = root.join(kind.dir_name());
-        let state = match dir.is_dir() {
-            true => "found",
-            false => "missing (evolve data download, or --data-dir)",
+        let dir = kind.locate(root);
+        let state = match (dir.is_dir(), kind.is_image()) {
+            (true, true) => "found".to_string(),
+            (true, false) => match crate::train::data::text::check_fortunes(&dir) {
+                Ok(n) => format!("found, {n} files with Debian's checksums"),
+                Err(problem) => format!("found, but {problem}"),
+            },
+            (false, true) => "missing (evolve data download, or --data-dir)".to_string(),
+            (false, false) => {
+                "missing (apt-get install fortunes, or a text task's own `corpus`)".to_string()
+            }
         };
         s += &format!("  {}: {state} ({})\n", kind.dir_name(), dir.display());
     }

@@ -59,6 +59,18 @@ pub struct HeldOutTask {
     pub adam_test_acc: Option<f64>,
 }
 
+/// A comparator (the published genome by default) held out: how it fares against Adam and the
+/// tuned baseline, and how `best.json` fares against it.
+#[derive(Clone, Debug, Serialize)]
+pub struct Compared {
+    pub label: String,
+    pub hash: String,
+    pub vs_adam: f64,
+    pub vs_tuned: Option<f64>,
+    /// `best.json`'s held-out fitness / the comparator's.
+    pub best_vs_it: Option<f64>,
+}
+
 /// What `summary.md` shows and `evolve report --json` prints.
 #[derive(Clone, Debug, Serialize)]
 pub struct Generalization {
@@ -72,6 +84,8 @@ pub struct Generalization {
     /// The tuned baselines of the search and held-out protocols (with `tuning`).
     pub search_tuned: Option<Tuned>,
     pub held_out_tuned: Option<Tuned>,
+    /// The comparators trained held out so far.
+    pub comparators: Vec<Compared>,
     /// One plain sentence on whether the search winner's lead survives (and, with `tuning`, one
     /// on the tuned baseline).
     pub verdict: String,
@@ -139,6 +153,10 @@ pub fn generalization(cp: &Checkpoint) -> Option<Generalization> {
     if let Some(t) = tuned {
         verdict += &tuned_verdict(cp, t);
     }
+    let comparators = compared(cp, holdout);
+    for c in &comparators {
+        verdict += &compared_sentence(c);
+    }
     Some(Generalization {
         held_out_protocol: holdout.protocol.clone(),
         rows,
@@ -147,8 +165,50 @@ pub fn generalization(cp: &Checkpoint) -> Option<Generalization> {
         search_winner: cp.hall_of_fame.best().map(|e| e.hash.clone()),
         search_tuned: cp.stages.full.tuned().map(Tuned::of),
         held_out_tuned: tuned.map(Tuned::of),
+        comparators,
         verdict,
     })
+}
+
+/// The comparators that have a held-out score.
+fn compared(cp: &Checkpoint, holdout: &crate::config::Holdout) -> Vec<Compared> {
+    let memo = &cp.stages.holdout.memo;
+    let tuned = cp.stages.holdout.tuned();
+    let best = cp.winner().and_then(|w| memo.get(&w.hash));
+    holdout
+        .comparator_genomes()
+        .into_iter()
+        .filter_map(|g| {
+            let hash = g.hash();
+            let score = memo.get(&hash)?;
+            Some(Compared {
+                label: g.label(),
+                vs_adam: score.vs_adam,
+                vs_tuned: tuned.map(|t| score.relative_to(&t.score.tasks)),
+                best_vs_it: best.map(|b| b.relative_to(&score.tasks)),
+                hash,
+            })
+        })
+        .collect()
+}
+
+/// `The published genome `x` scores 1.07× Adam held out (1.00× the tuned baseline); best.json
+/// scores 0.95× it.`
+fn compared_sentence(c: &Compared) -> String {
+    let tuned = c
+        .vs_tuned
+        .map_or(String::new(), |t| format!(", {t:.4}× the tuned baseline"));
+    let best = c
+        .best_vs_it
+        .map_or(String::new(), |b| format!("; best.json scores {b:.4}× it"));
+    let what = match c.label == crate::genome::PUBLISHED {
+        true => "The published genome",
+        false => "The comparator",
+    };
+    format!(
+        " {what} `{}` (compared with, not a parent) scores {:.4}× Adam held out{tuned}{best}.",
+        c.label, c.vs_adam
+    )
 }
 
 fn verdict(cp: &Checkpoint, rows: &[Row]) -> String {

@@ -58,8 +58,17 @@ pub fn replay_table(doc: &ReplayDocument) -> String {
     for entry in &doc.genomes {
         for (t, b) in entry.score.tasks.iter().zip(&doc.baseline) {
             let diverged = if t.diverged() { " (diverged)" } else { "" };
+            let text = doc
+                .protocol
+                .tasks
+                .iter()
+                .any(|task| task.name == t.task && !task.dataset.is_image());
+            let bits = match (text, t.bits_per_byte()) {
+                (true, Some(bits)) => format!("  {bits:.3} bits/byte"),
+                _ => String::new(),
+            };
             out += &format!(
-                "{:<28} {:<10} {:>7.2}% ± {:>5.2} {:>8} {:>8.4} {:>+9.4} {:>+7.1}% {:>7.1}s{}\n",
+                "{:<28} {:<10} {:>7.2}% ± {:>5.2} {:>8} {:>8.4} {:>+9.4} {:>+7.1}% {:>7.1}s{}{}\n",
                 truncate(&entry.name, 28),
                 truncate(&t.task, 10),
                 100.0 * t.score_acc_mean,
@@ -69,6 +78,7 @@ pub fn replay_table(doc: &ReplayDocument) -> String {
                 t.fitness - b.fitness,
                 100.0 * (t.fitness / b.fitness - 1.0),
                 t.seconds,
+                bits,
                 diverged
             );
         }
@@ -187,6 +197,20 @@ pub fn generalization_markdown(g: &Generalization) -> String {
             t.label, t.vs_adam
         );
     }
+    for c in &g.comparators {
+        let num = |x: Option<f64>| x.map_or("—".into(), |x| format!("{x:.4}×"));
+        let what = match c.label == crate::genome::PUBLISHED {
+            true => "the published genome",
+            false => "the comparator",
+        };
+        s += &format!(
+            "Vs {what} `{}` (compared with, not a parent): {:.4}× Adam held out, {} the tuned baseline; best.json is {} it.\n",
+            c.label,
+            c.vs_adam,
+            num(c.vs_tuned),
+            num(c.best_vs_it)
+        );
+    }
     s += &format!(
         "\nRank correlation (Spearman) between search and held-out scores: {}.\n\n{}\n\n",
         g.rank_correlation
@@ -251,8 +275,14 @@ fn summary_header(cp: &Checkpoint) -> String {
         .protocol
         .tasks
         .iter()
-        .map(|t| {
-            format!(
+        .map(|t| match &t.command {
+            Some(c) => format!(
+                "{} (command `{}`, {} steps)",
+                t.name,
+                c.argv.join(" "),
+                t.steps
+            ),
+            None => format!(
                 "{} ({}, {} steps, batch {}, subset {})",
                 t.name,
                 serde_json::to_string(&t.model)
@@ -261,7 +291,7 @@ fn summary_header(cp: &Checkpoint) -> String {
                 t.steps,
                 t.batch,
                 t.train_subset
-            )
+            ),
         })
         .collect();
     let f = &cp.config.fidelity;
@@ -668,8 +698,15 @@ pub fn verify_text(
         for (file, size) in &r.files {
             s += &format!("  {file:<32} {size:>12} bytes\n");
         }
-        s += &format!("  train histogram: {:?}\n", r.train_histogram);
-        s += &format!("  test histogram:  {:?}\n", r.test_histogram);
+        if !r.train_histogram.is_empty() {
+            s += &format!("  train histogram: {:?}\n", r.train_histogram);
+            s += &format!("  test histogram:  {:?}\n", r.test_histogram);
+        }
+        match &r.checksums {
+            Some(Ok(n)) => s += &format!("  {n} files match Debian's fortunes (SHA-256)\n"),
+            Some(Err(problem)) => s += &format!("  {problem}\n"),
+            None => {}
+        }
     }
     for kind in absent {
         s += &format!(

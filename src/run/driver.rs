@@ -43,11 +43,15 @@ pub fn preflight(config: &Config, options: &RunOptions) -> Result<()> {
         .flat_map(|p| &p.tasks);
     let mut counts = std::collections::HashMap::new();
     for task in tasks {
-        let available = match counts.get(&task.dataset) {
+        if let Some(command) = &task.command {
+            crate::train::command::find_program(command, &task.name)?;
+            continue;
+        }
+        let available = match counts.get(&task.source()) {
             Some(&n) => n,
-            None => crate::train::data::train_count(task.dataset, &options.data_root)?,
+            None => crate::train::data::train_count(&task.source(), &options.data_root)?,
         };
-        counts.insert(task.dataset, available);
+        counts.insert(task.source(), available);
         task.check_against(available, &options.data_root)?;
     }
     executor::preflight(&config.executor)

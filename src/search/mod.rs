@@ -264,24 +264,41 @@ fn holdout_due(cp: &Checkpoint) -> bool {
 }
 
 /// The search's `top` best distinct genomes so far, ranked (the index is the rank), then Adam
-/// and the held-out tuned baseline: the winner held out must beat them there, or the baseline
-/// is what `best.json` honestly holds.
+/// and the held-out tuned baseline (the winner held out must beat them there, or the baseline
+/// is what `best.json` honestly holds), then the comparators (see `comparator`).
 fn held_out_candidates(cp: &Checkpoint) -> Vec<(usize, Genome)> {
-    let top = cp.config.holdout.as_ref().map_or(0, |h| h.top);
-    let mut list: Vec<Genome> = cp
-        .hall_of_fame
-        .leaders
-        .iter()
-        .take(top)
-        .map(|e| e.genome.clone())
-        .collect();
+    let mut list: Vec<Genome> = held_out_leaders(cp).cloned().collect();
     let tuned = cp.stages.holdout.tuned().map(|e| e.genome.clone());
-    for baseline in std::iter::once(adam_baseline()).chain(tuned) {
+    let comparators = cp
+        .config
+        .holdout
+        .as_ref()
+        .map_or(Vec::new(), |h| h.comparator_genomes());
+    let baselines = std::iter::once(adam_baseline()).chain(tuned);
+    for baseline in baselines.chain(comparators) {
         if !list.iter().any(|g| g.hash() == baseline.hash()) {
             list.push(baseline);
         }
     }
     list.into_iter().enumerate().collect()
+}
+
+/// The search's `top` best distinct genomes so far, best first.
+fn held_out_leaders(cp: &Checkpoint) -> impl Iterator<Item = &Genome> {
+    let top = cp.config.holdout.as_ref().map_or(0, |h| h.top);
+    cp.hall_of_fame.leaders.iter().take(top).map(|e| &e.genome)
+}
+
+/// Whether the genome with `hash` is held out only to be compared with: a comparator that is
+/// not also one of the search's leaders. It is never `best.json`, which holds what the search
+/// found (or a baseline when it found nothing better).
+fn comparator(cp: &Checkpoint, hash: &str) -> bool {
+    let comparators = cp
+        .config
+        .holdout
+        .as_ref()
+        .map_or(Vec::new(), |h| h.comparator_genomes());
+    comparators.iter().any(|g| g.hash() == hash) && !held_out_leaders(cp).any(|g| g.hash() == hash)
 }
 
 /// Adam's scores under `stage`'s protocol: restored from the checkpoint, or trained now (counted
@@ -530,6 +547,7 @@ fn record(
         false => state.results[index] = Some(evaluation.clone()),
     }
     let yardstick = held_out_yardstick(cp);
+    let compared_only = comparator(cp, &evaluation.hash);
     let fame = &mut cp.hall_of_fame;
     match stage {
         // A pruned run is scored, but never a leader: it stopped short.
@@ -537,7 +555,7 @@ fn record(
             let keep = cp.config.holdout.as_ref().map_or(0, |h| h.top).max(LEADERS);
             fame.rank(&evaluation, keep);
         }
-        Stage::Holdout => {
+        Stage::Holdout if !compared_only => {
             let best = fame.best_holdout.as_ref();
             if best.is_none_or(|b| yardstick(&evaluation) > yardstick(b)) {
                 fame.best_holdout = Some(evaluation.clone());
@@ -779,6 +797,7 @@ mod tests {
     fn pruned(index: usize, vs_adam: f64) -> Evaluation {
         let run = crate::train::RunMetrics {
             seed: 0,
+            score_loss: None,
             score_acc: 0.5,
             test_acc: None,
             fitness: None,
@@ -789,6 +808,7 @@ mod tests {
             seconds: 0.0,
             train_seconds: 0.0,
             curve: Vec::new(),
+            failure: None,
         };
         let mut e = evaluation(index, Stage::Full, vs_adam);
         e.score.tasks = vec![crate::train::fitness::TaskScore::from_runs(

@@ -6,7 +6,7 @@
 use crate::error::Result;
 use crate::genome::{adam_baseline, Genome};
 use crate::train::baseline;
-use crate::train::data::{Dataset, DatasetKind};
+use crate::train::data::{Dataset, Source};
 use crate::train::fitness::{Score, TaskScore};
 use crate::train::prune::Pruning;
 use crate::train::Protocol;
@@ -20,7 +20,7 @@ pub struct Evaluator {
     protocol: Protocol,
     device: Device,
     /// Datasets on the device, shared with the evaluators made from this one.
-    data: HashMap<DatasetKind, Rc<Dataset>>,
+    data: HashMap<Source, Rc<Dataset>>,
     /// Adam's scores over the seed groups trained so far (see `Protocol::run_seed`).
     baseline: Option<Vec<TaskScore>>,
     /// Told (steps done, steps in all) as the genomes being scored train.
@@ -51,7 +51,7 @@ impl Evaluator {
     }
 
     /// An evaluator for `protocol` with this one's settings and `data`, and no baseline yet.
-    fn sharing(&self, protocol: Protocol, data: HashMap<DatasetKind, Rc<Dataset>>) -> Evaluator {
+    fn sharing(&self, protocol: Protocol, data: HashMap<Source, Rc<Dataset>>) -> Evaluator {
         Evaluator {
             protocol,
             device: self.device,
@@ -69,11 +69,15 @@ impl Evaluator {
     pub fn for_protocol(&self, protocol: &Protocol, root: &Path) -> Result<Evaluator> {
         let mut data = self.data.clone();
         for task in &protocol.tasks {
-            if let std::collections::hash_map::Entry::Vacant(slot) = data.entry(task.dataset) {
-                let loaded = Dataset::load(task.dataset, root)?.to_device(self.device);
+            if let Some(command) = &task.command {
+                crate::train::command::find_program(command, &task.name)?;
+                continue;
+            }
+            if let std::collections::hash_map::Entry::Vacant(slot) = data.entry(task.source()) {
+                let loaded = Dataset::open(&task.source(), root)?.to_device(self.device);
                 slot.insert(Rc::new(loaded));
             }
-            task.check_against(data[&task.dataset].train_y.size()[0], root)?;
+            task.check_against(data[&task.source()].train_y.size()[0], root)?;
         }
         Ok(self.sharing(protocol.clone(), data))
     }
@@ -97,7 +101,7 @@ impl Evaluator {
         let mut scores: Vec<Vec<TaskScore>> =
             vec![Vec::with_capacity(self.protocol.tasks.len()); genomes.len()];
         for task in &self.protocol.tasks {
-            let data = &self.data[&task.dataset];
+            let data = self.data.get(&task.source());
             let mut runs: Vec<Vec<RunMetrics>> = vec![Vec::new(); genomes.len()];
             let seeds = self.protocol.seeds;
             for index in group * seeds..(group + 1) * seeds {
@@ -109,15 +113,27 @@ impl Evaluator {
                             report(done + steps, total);
                         }
                     };
-                    let members = train_stacked(
-                        task,
-                        chunk,
-                        seed,
-                        data,
-                        self.report_test,
-                        self.prune.as_ref().and_then(|p| p.bar(&task.name, seed)),
-                        &on_step,
-                    )?;
+                    let members = match (&task.command, data) {
+                        (Some(command), _) => chunk
+                            .iter()
+                            .map(|g| crate::train::command::run(task, command, g, seed))
+                            .collect::<Result<Vec<_>>>()?,
+                        (None, Some(data)) => train_stacked(
+                            task,
+                            chunk,
+                            seed,
+                            data,
+                            self.report_test,
+                            self.prune.as_ref().and_then(|p| p.bar(&task.name, seed)),
+                            &on_step,
+                        )?,
+                        (None, None) => {
+                            return Err(crate::Error::Internal(format!(
+                                "task `{}`: its dataset was not loaded",
+                                task.name
+                            )))
+                        }
+                    };
                     done += task.steps;
                     for (offset, run) in members.into_iter().enumerate() {
                         runs[first + offset].push(run);

@@ -34,6 +34,10 @@ pub struct TaskScore {
     /// Mean test-set accuracy, when every run measured it (reports only; never selected on).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub test_acc_mean: Option<f64>,
+    /// Mean cross-entropy on the scoring split in nats, when every run measured it (a text
+    /// task's `/ ln 2` is its bits per byte; see `bits_per_byte`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub score_loss_mean: Option<f64>,
     /// Mean over seeds of `run_fitness`.
     pub fitness: f64,
     pub steps: u64,
@@ -56,11 +60,13 @@ impl TaskScore {
         let accs: Vec<f64> = runs.iter().map(|r| r.score_acc).collect();
         let (mean, std) = mean_std(&accs);
         let tests: Option<Vec<f64>> = runs.iter().map(|r| r.test_acc).collect();
+        let losses: Option<Vec<f64>> = runs.iter().map(|r| r.score_loss).collect();
         TaskScore {
             task: task.to_string(),
             score_acc_mean: mean,
             score_acc_std: std,
             test_acc_mean: tests.filter(|t| !t.is_empty()).map(|t| mean_std(&t).0),
+            score_loss_mean: losses.filter(|l| !l.is_empty()).map(|l| mean_std(&l).0),
             fitness,
             steps: runs.iter().map(|r| r.steps).sum(),
             seconds: runs.iter().map(|r| r.seconds).sum(),
@@ -87,6 +93,12 @@ impl TaskScore {
         let runs: Vec<RunMetrics> = self.runs.iter().take(n).cloned().collect();
         let fitness = runs.iter().map(run_fitness).sum::<f64>() / runs.len().max(1) as f64;
         TaskScore::with_fitness(&self.task, runs, fitness)
+    }
+
+    /// Validation loss in bits per label: bits per byte for a text task.
+    pub fn bits_per_byte(&self) -> Option<f64> {
+        self.score_loss_mean
+            .map(|nats| nats / std::f64::consts::LN_2)
     }
 
     pub fn diverged(&self) -> bool {
@@ -255,6 +267,7 @@ mod tests {
             .iter()
             .map(|&(score_acc, diverged)| RunMetrics {
                 seed: 0,
+                score_loss: None,
                 score_acc,
                 test_acc: None,
                 fitness: None,
@@ -265,6 +278,7 @@ mod tests {
                 pruned: false,
                 train_seconds: 0.0,
                 curve: Vec::new(),
+                failure: None,
             })
             .collect();
         TaskScore::from_runs("cifar10", runs)

@@ -1,6 +1,7 @@
 //! How good a genome is: datasets and models, one training run, the protocol of runs, the
 //! fitness formula, learning-curve pruning and the evaluator that scores a slice of genomes.
 pub mod baseline;
+pub mod command;
 pub mod data;
 pub mod evaluator;
 pub mod fitness;

@@ -58,6 +58,20 @@ impl Protocol {
             ));
         }
         for (i, t) in self.tasks.iter().enumerate() {
+            if self.tasks[..i].iter().any(|o| o.name == t.name) {
+                return Err(format!("field `{field}.tasks[{i}].name`: `{}` appears twice; task names must be unique", t.name));
+            }
+            if let Some(command) = &t.command {
+                if !(1..=MAX_STEPS).contains(&t.steps) {
+                    return Err(format!(
+                        "field `{field}.tasks[{i}].steps`: {}; allowed: 1..={MAX_STEPS}",
+                        t.steps
+                    ));
+                }
+                crate::train::command::check(command)
+                    .map_err(|m| format!("field `{field}.tasks[{i}].{}", &m[1..]))?;
+                continue;
+            }
             if !(1..=MAX_STEPS).contains(&t.steps)
                 || !(1..=MAX_BATCH).contains(&t.batch)
                 || t.train_subset < t.batch
@@ -70,14 +84,14 @@ impl Protocol {
                     t.name, t.steps, t.batch, t.train_subset, t.validation
                 ));
             }
+            if let Some(m) = t.check_model().err() {
+                return Err(format!("field `{field}.tasks[{i}].{}", &m[1..]));
+            }
             if let Some(n) = t.eval_every.filter(|&n| !t.eval_every_fits(n)) {
                 return Err(format!(
                     "field `{field}.tasks[{i}].eval_every`: {n}; allowed: 1..={} (the task's steps), or absent",
                     t.steps
                 ));
-            }
-            if self.tasks[..i].iter().any(|o| o.name == t.name) {
-                return Err(format!("field `{field}.tasks[{i}].name`: `{}` appears twice; task names must be unique", t.name));
             }
         }
         Ok(())

@@ -21,6 +21,10 @@ pub struct RunMetrics {
     /// test`); 0 when diverged. Files call it `val_acc`, as they always have.
     #[serde(rename = "val_acc")]
     pub score_acc: f64,
+    /// Mean cross-entropy on the scoring split, in nats per label (a text task's validation
+    /// loss: `/ ln 2` is bits per byte); absent when diverged or not measured.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub score_loss: Option<f64>,
     /// Accuracy on the official test set, for reports only (measured when asked for).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub test_acc: Option<f64>,
@@ -44,6 +48,9 @@ pub struct RunMetrics {
     /// (replay's `--eval-every`; empty otherwise).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub curve: Vec<(u64, f64)>,
+    /// Why a command task's script counts as diverged, with the tail of its stderr.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failure: Option<String>,
 }
 
 /// The mean of the last `window` losses of a curve, in f64 (`None` for an empty curve).
@@ -121,11 +128,10 @@ impl<'a> Trainer<'a> {
         let rng = rng_lock();
         tch::manual_seed(seed as i64);
         let mut vs = nn::VarStore::new(device);
-        let model = Net::new(task.model, &vs.root(), task.dataset, genomes.len() as i64)
-            .with_precision(task.precision)
-            .with_layout(task.layout);
+        let model = Net::for_task(task, &vs.root(), genomes.len() as i64);
         vs.set_kind(kind);
-        let stream = BatchStream::new(data, task.train_pool(data), task.train_subset, task.batch);
+        let stream = BatchStream::new(data, task.train_pool(data), task.train_subset, task.batch)
+            .with_context(task.context());
         let opt = UpdateRule::stacked(genomes, &vs, task.steps);
         Trainer {
             vs,
@@ -245,6 +251,7 @@ pub fn train_stacked(
         pruned,
     } = members;
     let zero_if_diverged = |member: usize, acc: f64| if diverged[member] { 0.0 } else { acc };
+    let (scored, split_losses) = scored;
     Ok(curves
         .into_iter()
         .zip(accuracy_curves)
@@ -252,6 +259,7 @@ pub fn train_stacked(
         .map(|(member, (losses, curve))| RunMetrics {
             seed,
             score_acc: zero_if_diverged(member, scored[member]),
+            score_loss: (!diverged[member] && !all_diverged).then(|| split_losses[member]),
             test_acc: test.as_ref().map(|t| zero_if_diverged(member, t[member])),
             fitness: None,
             steps: losses.len() as u64,
@@ -264,6 +272,7 @@ pub fn train_stacked(
                 true => Vec::new(),
                 false => curve,
             },
+            failure: None,
         })
         .collect())
 }
@@ -312,8 +321,10 @@ impl Members {
     }
 }
 
-/// Each member's accuracy on the task's scoring split and, with `report_test`, on the test set
-/// (zeros, unmeasured, when every member diverged).
+/// Each member's (accuracy, loss) on the task's scoring split and, with `report_test`, its
+/// accuracy on the test set (zeros, unmeasured, when every member diverged).
+type Scored = ((Vec<f64>, Vec<f64>), Option<Vec<f64>>);
+
 fn score_members(
     model: &Net,
     task: &Task,
@@ -321,38 +332,54 @@ fn score_members(
     k: usize,
     all_diverged: bool,
     report_test: bool,
-) -> Result<(Vec<f64>, Option<Vec<f64>>)> {
+) -> Result<Scored> {
     let measure = |(x, y): (Tensor, Tensor)| match all_diverged {
-        true => Ok(vec![0.0; k]),
-        false => accuracy(model, data, &x, &y, task.score_batch),
+        true => Ok((vec![0.0; k], vec![f64::NAN; k])),
+        false => score_split(model, data, &x, &y, task.score_batch),
     };
     let scored = measure(task.scoring_split(data))?;
     // Scored on the whole test set already: that is the test accuracy.
     let scored_is_test = task.score_on == ScoreOn::Test && task.score_images.is_none();
     let test = match report_test {
         false => None,
-        true if scored_is_test => Some(scored.clone()),
-        true => Some(measure((
-            data.test_x.shallow_clone(),
-            data.test_y.shallow_clone(),
-        ))?),
+        true if scored_is_test => Some(scored.0.clone()),
+        true => {
+            let (x, y) = (data.test_x.shallow_clone(), data.test_y.shallow_clone());
+            let (x, y) = match task.context() {
+                Some(context) => crate::train::data::text::windows(&x, &y, context),
+                None => (x, y),
+            };
+            Some(measure((x, y))?.0)
+        }
     };
     Ok((scored, test))
 }
 
-/// Mean cross-entropy of each member, `[K]`, from logits `[K, N, classes]`.
-fn member_losses(logits: &Tensor, y: &Tensor) -> Tensor {
-    let (k, n, classes) = logits.size3().expect("[K, N, classes]");
+/// Each member's summed cross-entropy `[K]` from logits `[K, M, classes]` and labels of any
+/// shape holding M values (`[N]` for images, `[N, T]` for text).
+fn member_loss_sums(logits: &Tensor, y: &Tensor) -> Tensor {
+    let (k, m, classes) = logits.size3().expect("[K, M, classes]");
     logits
-        .reshape([k * n, classes])
-        .cross_entropy_loss::<Tensor>(&y.repeat([k]), None, tch::Reduction::None, -100, 0.0)
-        .view([k, n])
-        .mean_dim(1, false, Kind::Float)
+        .reshape([k * m, classes])
+        .to_kind(Kind::Float)
+        .cross_entropy_loss::<Tensor>(
+            &y.reshape([-1]).to_kind(Kind::Int64).repeat([k]),
+            None,
+            tch::Reduction::None,
+            -100,
+            0.0,
+        )
+        .view([k, m])
+        .sum_dim_intlist(1, false, Kind::Float)
 }
 
-/// Each member's accuracy on images `x` (uint8) with labels `y`, `batch` images per forward pass
-/// without autograd, counted on the device, read back once. A stop signal is honoured between
-/// passes: on a big split scoring can outlast a scheduler's grace period.
+/// Mean cross-entropy of each member, `[K]` (see `member_loss_sums`).
+fn member_losses(logits: &Tensor, y: &Tensor) -> Tensor {
+    member_loss_sums(logits, y) / y.numel() as f64
+}
+
+/// Each member's accuracy on inputs `x` (uint8 images or byte windows) with labels `y` (see
+/// `score_split`).
 pub fn accuracy(
     model: &Net,
     data: &Dataset,
@@ -360,29 +387,45 @@ pub fn accuracy(
     y: &Tensor,
     batch: i64,
 ) -> Result<Vec<f64>> {
+    Ok(score_split(model, data, x, y, batch)?.0)
+}
+
+/// Each member's (accuracy, mean cross-entropy in nats) on inputs `x` with labels `y`, `batch`
+/// records per forward pass without autograd, counted on the device, read back once. A stop
+/// signal is honoured between passes: on a big split scoring can outlast a scheduler's grace
+/// period.
+pub fn score_split(
+    model: &Net,
+    data: &Dataset,
+    x: &Tensor,
+    y: &Tensor,
+    batch: i64,
+) -> Result<(Vec<f64>, Vec<f64>)> {
     let _no_grad = tch::no_grad_guard();
     let n = y.size()[0];
-    let mut correct: Option<Tensor> = None;
+    let mut sums: Option<Tensor> = None;
     for start in (0..n).step_by(batch.max(1) as usize) {
         if let Some(signal) = crate::interrupt::requested() {
             return Err(Error::Interrupted(signal));
         }
         let len = batch.min(n - start);
-        let batch = data.normalise(&x.narrow(0, start, len));
-        let predicted = model.forward(&batch, false).argmax(-1, false);
-        let hits = predicted
-            .eq_tensor(&y.narrow(0, start, len).unsqueeze(0))
-            .sum_dim_intlist(1, false, Kind::Int64);
-        correct = Some(match correct {
-            Some(c) => c + hits,
-            None => hits,
+        let input = data.normalise(&x.narrow(0, start, len));
+        let labels = y.narrow(0, start, len);
+        let logits = model.forward(&input, false);
+        let hits = logits
+            .argmax(-1, false)
+            .eq_tensor(&labels.reshape([1, -1]).to_kind(Kind::Int64))
+            .sum_dim_intlist(1, false, Kind::Float);
+        let both = Tensor::stack(&[hits, member_loss_sums(&logits, &labels)], 0);
+        sums = Some(match sums {
+            Some(s) => s + both,
+            None => both,
         });
     }
-    Ok(Vec::<i64>::try_from(correct.expect("a non-empty test set"))
-        .expect("int64 counts")
-        .into_iter()
-        .map(|c| c as f64 / n as f64)
-        .collect())
+    let labels = y.numel() as f64;
+    let sums = sums.expect("a non-empty split").to_kind(Kind::Double) / labels;
+    let column = |row: i64| Vec::<f64>::try_from(sums.get(row)).expect("float sums");
+    Ok((column(0), column(1)))
 }
 
 /// Learning-curve pruning of one run (the idea of Optuna's median pruner and ASHA, inside one

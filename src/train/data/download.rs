@@ -86,6 +86,29 @@ pub fn sources(dataset: DatasetKind) -> Vec<Source<'static>> {
         DatasetKind::Cifar10 => vec![CIFAR10],
         DatasetKind::Mnist => MNIST.to_vec(),
         DatasetKind::FashionMnist => FASHION_MNIST.to_vec(),
+        // Debian's `fortunes` package is the text corpus's official archive: see `text_corpus`.
+        DatasetKind::Text => Vec::new(),
+    }
+}
+
+/// The text corpus comes from Debian's package, not a download: `Ok` (what was found) when the
+/// data root or the package's folder holds it with Debian's checksums, else how to install it.
+pub fn text_corpus(root: &Path) -> Result<String> {
+    let dir = DatasetKind::Text.locate(root);
+    match super::text::check_fortunes(&dir) {
+        Ok(n) => Ok(format!(
+            "{}: {n} files with Debian's SHA-256 checksums",
+            dir.display()
+        )),
+        Err(_) if !dir.exists() => Err(Error::data(
+            &dir,
+            format!(
+                "not installed: the text corpus is Debian's `fortunes` package. Run `apt-get install fortunes` (it installs into {}), or copy its files to {}/fortunes/, or give a text task a `corpus` of your own",
+                super::text::SYSTEM_DIR,
+                root.display()
+            ),
+        )),
+        Err(problem) => Err(Error::data(&dir, problem)),
     }
 }
 
@@ -94,6 +117,9 @@ pub fn download(root: &Path, datasets: &[DatasetKind]) -> Result<()> {
     let staging = private_folder(root, ".download.")?;
     let staging = staging.path();
     for dataset in datasets {
+        if *dataset == DatasetKind::Text {
+            eprintln!("{}", text_corpus(root)?);
+        }
         for source in sources(*dataset) {
             let dest = staging.join(source.file);
             eprintln!("fetching {}", source.url);
@@ -167,7 +193,7 @@ pub fn install(source: &Source, downloaded: &Path, root: &Path) -> Result<()> {
     let dir = root.join(source.dataset.dir_name());
     match source.dataset {
         DatasetKind::Cifar10 => unpack_cifar(downloaded, &dir),
-        DatasetKind::Mnist | DatasetKind::FashionMnist => {
+        _ => {
             std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
             let bytes = std::fs::read(downloaded).map_err(|e| Error::io(downloaded, e))?;
             crate::fsutil::write_atomic(&dir.join(source.file), &bytes)

@@ -1,4 +1,5 @@
-//! Training batches drawn, augmented and normalised on the device, a whole batch at a time.
+//! Training batches drawn, augmented and normalised on the device, a whole batch at a time: images
+//! are cropped and flipped, text records cut to a random window of the model's context.
 //!
 //! The training subset stays on the device as uint8; each step costs a handful of kernels and no
 //! host work. Every random draw comes from libtorch's generator, which a run seeds, so for a given
@@ -14,6 +15,8 @@ pub struct BatchStream<'a> {
     batch: i64,
     order: Tensor,
     cursor: i64,
+    /// A text task's context: each record is cut to a random window this long.
+    context: Option<i64>,
 }
 
 impl<'a> BatchStream<'a> {
@@ -34,7 +37,14 @@ impl<'a> BatchStream<'a> {
             batch,
             order: Tensor::zeros([0], (Kind::Int64, data.train_x.device())),
             cursor: subset,
+            context: None,
         }
+    }
+
+    /// The same stream cutting text records to random windows of `context` tokens.
+    pub fn with_context(mut self, context: Option<i64>) -> BatchStream<'a> {
+        self.context = context;
+        self
     }
 
     /// The subset's indices into the training set.
@@ -52,6 +62,11 @@ impl<'a> BatchStream<'a> {
         }
         let idx = self.order.narrow(0, self.cursor, self.batch);
         self.cursor += self.batch;
+        if let Some(context) = self.context {
+            let (x, y) = (self.x.index_select(0, &idx), self.y.index_select(0, &idx));
+            let (x, y) = super::text::random_windows(&x, &y, context);
+            return (x.to_kind(Kind::Int64), y.to_kind(Kind::Int64));
+        }
         let x = self.x.index_select(0, &idx).to_kind(Kind::Float) / 255.0;
         let x = if self.data.kind.augment() {
             crop_and_flip(&x, 4)

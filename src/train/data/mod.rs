@@ -1,11 +1,13 @@
-//! Datasets: readers for the official CIFAR-10 binary and MNIST / Fashion-MNIST IDX layouts (raw or gzipped),
-//! download with checksums, verification, the device-resident batch loader, and writers of small
-//! synthetic datasets in the same formats (so the tests exercise the real readers).
+//! Datasets: readers for the official CIFAR-10 binary and MNIST / Fashion-MNIST IDX layouts (raw or gzipped)
+//! and for byte-level text corpora, download with checksums, verification, the device-resident
+//! batch loader, and writers of small synthetic datasets in the same formats (so the tests
+//! exercise the real readers).
 pub mod cifar;
 pub mod download;
 pub mod loader;
 pub mod mnist;
 pub mod synthetic;
+pub mod text;
 
 use crate::error::{Error, Result};
 use serde::{Deserialize, Serialize};
@@ -24,13 +26,16 @@ pub enum DatasetKind {
     /// Xiao et al. 2017: 28×28 grey clothing images, MNIST's layout and sizes.
     #[serde(rename = "fashion-mnist")]
     FashionMnist,
+    /// A byte-level text corpus (see `text`): Debian's `fortunes` unless a task names its own.
+    Text,
 }
 
 impl DatasetKind {
-    pub const ALL: [DatasetKind; 3] = [
+    pub const ALL: [DatasetKind; 4] = [
         DatasetKind::Cifar10,
         DatasetKind::Mnist,
         DatasetKind::FashionMnist,
+        DatasetKind::Text,
     ];
 
     /// The folder under the data root.
@@ -39,7 +44,21 @@ impl DatasetKind {
             DatasetKind::Cifar10 => "cifar10",
             DatasetKind::Mnist => "mnist",
             DatasetKind::FashionMnist => "fashion-mnist",
+            DatasetKind::Text => "fortunes",
         }
+    }
+
+    /// The name configs and `--datasets` use.
+    pub fn config_name(self) -> &'static str {
+        match self {
+            DatasetKind::Text => "text",
+            _ => self.dir_name(),
+        }
+    }
+
+    /// Whether records are images (else byte-level text).
+    pub fn is_image(self) -> bool {
+        self != DatasetKind::Text
     }
 
     /// Per-channel mean and std of the training set, for normalisation.
@@ -48,6 +67,7 @@ impl DatasetKind {
             DatasetKind::Cifar10 => (&[0.4914, 0.4822, 0.4465], &[0.2470, 0.2435, 0.2616]),
             DatasetKind::Mnist => (&[0.1307], &[0.3081]),
             DatasetKind::FashionMnist => (&[0.2860], &[0.3530]),
+            DatasetKind::Text => (&[], &[]),
         }
     }
 
@@ -56,15 +76,21 @@ impl DatasetKind {
         self == DatasetKind::Cifar10
     }
 
+    /// Classes of a label (for text: the 256 values of the next byte).
     pub fn num_classes(self) -> i64 {
-        10
+        match self {
+            DatasetKind::Text => 256,
+            _ => 10,
+        }
     }
 
-    /// (train, test) records of the official release.
-    pub fn official_counts(self) -> (usize, usize) {
+    /// (train, test) records of the official release (a text corpus has none: its files'
+    /// checksums are checked instead).
+    pub fn official_counts(self) -> Option<(usize, usize)> {
         match self {
-            DatasetKind::Cifar10 => (50_000, 10_000),
-            DatasetKind::Mnist | DatasetKind::FashionMnist => (60_000, 10_000),
+            DatasetKind::Cifar10 => Some((50_000, 10_000)),
+            DatasetKind::Mnist | DatasetKind::FashionMnist => Some((60_000, 10_000)),
+            DatasetKind::Text => None,
         }
     }
 
@@ -73,6 +99,7 @@ impl DatasetKind {
     pub fn system_dirs(self) -> &'static [&'static str] {
         match self {
             DatasetKind::FashionMnist => &["/usr/share/datasets/fashion-mnist"],
+            DatasetKind::Text => &[text::SYSTEM_DIR],
             _ => &[],
         }
     }
@@ -85,15 +112,33 @@ impl DatasetKind {
 
     /// The allowed dataset names, for messages.
     pub fn names() -> String {
-        DatasetKind::ALL.map(|k| k.dir_name()).join(", ")
+        DatasetKind::ALL.map(|k| k.config_name()).join(", ")
     }
 
-    /// (channels, height, width)
+    /// (channels, height, width) of an image; a text record is `(1, 1, BLOCK)`.
     pub fn image_shape(self) -> (i64, i64, i64) {
         match self {
             DatasetKind::Cifar10 => (3, 32, 32),
             DatasetKind::Mnist | DatasetKind::FashionMnist => (1, 28, 28),
+            DatasetKind::Text => (1, 1, text::BLOCK),
         }
+    }
+}
+
+/// Where a task's data comes from: its dataset and, for text, the corpus it names (else the
+/// default one). Datasets are loaded, and shared, once per source.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Source {
+    pub kind: DatasetKind,
+    pub corpus: Option<PathBuf>,
+}
+
+impl Source {
+    /// The dataset's file or folder: the corpus named, else `DatasetKind::locate`.
+    pub fn locate(&self, root: &Path) -> PathBuf {
+        self.corpus
+            .clone()
+            .unwrap_or_else(|| self.kind.locate(root))
     }
 }
 
@@ -110,10 +155,16 @@ impl Dataset {
     /// Reads the dataset's folder under `root` (see `DatasetKind::locate`); a missing folder
     /// gets an error that says how to fix it.
     pub fn load(kind: DatasetKind, root: &Path) -> Result<Dataset> {
-        let dir = kind.locate(root);
-        match kind {
+        Dataset::open(&Source { kind, corpus: None }, root)
+    }
+
+    /// Reads `source` (see `Source::locate`).
+    pub fn open(source: &Source, root: &Path) -> Result<Dataset> {
+        let dir = source.locate(root);
+        match source.kind {
             DatasetKind::Cifar10 => cifar::load(&dir),
-            DatasetKind::Mnist | DatasetKind::FashionMnist => mnist::load(&dir, kind),
+            DatasetKind::Mnist | DatasetKind::FashionMnist => mnist::load(&dir, source.kind),
+            DatasetKind::Text => text::load(&dir),
         }
     }
 
@@ -127,9 +178,12 @@ impl Dataset {
         }
     }
 
-    /// Turns uint8 images into normalised float input for the network.
+    /// Turns uint8 records into the network's input: normalised float images, or int64 tokens.
     pub fn normalise(&self, x_uint8: &Tensor) -> Tensor {
-        self.normalise_float(&(x_uint8.to_kind(Kind::Float) / 255.0))
+        match self.kind.is_image() {
+            true => self.normalise_float(&(x_uint8.to_kind(Kind::Float) / 255.0)),
+            false => x_uint8.to_kind(Kind::Int64),
+        }
     }
 
     /// Normalises images already scaled to [0, 1].
@@ -317,12 +371,15 @@ pub fn len_maybe_gz(path: &Path, kind: DatasetKind) -> Result<(PathBuf, u64)> {
 
 /// How many training images `kind` has under `root`, from file headers and sizes alone: what a
 /// run checks its split sizes against before it creates anything.
-pub fn train_count(kind: DatasetKind, root: &Path) -> Result<i64> {
-    let dir = kind.locate(root);
-    require_dir(kind, &dir)?;
-    match kind {
+pub fn train_count(source: &Source, root: &Path) -> Result<i64> {
+    let dir = source.locate(root);
+    if source.kind == DatasetKind::Text {
+        return text::train_count(&dir);
+    }
+    require_dir(source.kind, &dir)?;
+    match source.kind {
         DatasetKind::Cifar10 => cifar::train_count(&dir),
-        DatasetKind::Mnist | DatasetKind::FashionMnist => mnist::train_count(&dir, kind),
+        _ => mnist::train_count(&dir, source.kind),
     }
 }
 
@@ -356,12 +413,18 @@ pub struct DatasetReport {
     pub label_range: (i64, i64),
     pub train_histogram: Vec<i64>,
     pub test_histogram: Vec<i64>,
+    /// A text corpus's files against Debian's published checksums: how many match, or what
+    /// differs (`None` for images).
+    pub checksums: Option<std::result::Result<usize, String>>,
 }
 
 impl DatasetReport {
     /// How the record counts differ from the official release, if they do.
     pub fn count_mismatch(&self) -> Option<String> {
-        let (train, test) = self.dataset.official_counts();
+        if let Some(problem) = &self.checksums.as_ref().and_then(|c| c.as_ref().err()) {
+            return Some(problem.to_string());
+        }
+        let (train, test) = self.dataset.official_counts()?;
         ((self.train, self.test) != (train, test)).then(|| {
             format!(
                 "{} train and {} test records; the official {} has {train} and {test}: an incomplete or altered copy",
@@ -414,12 +477,16 @@ pub fn verify(root: &Path) -> Result<(Vec<DatasetReport>, Vec<DatasetKind>)> {
             })
             .collect();
         files.sort();
-        let histogram = |y: &Tensor| {
-            Vec::<i64>::try_from(&y.bincount(None::<Tensor>, kind.num_classes()))
-                .expect("int64 histogram")
+        // A text corpus's 256 byte counts say nothing a reader checks; its checksums do.
+        let histogram = |y: &Tensor| match kind.is_image() {
+            true => Vec::<i64>::try_from(&y.bincount(None::<Tensor>, kind.num_classes()))
+                .expect("int64 histogram"),
+            false => Vec::new(),
         };
-        let all = Tensor::cat(&[&data.train_y, &data.test_y], 0);
+        let all = Tensor::cat(&[&data.train_y, &data.test_y], 0).to_kind(Kind::Int64);
+        let checksums = (!kind.is_image()).then(|| text::check_fortunes(&folder));
         reports.push(DatasetReport {
+            checksums,
             dataset: kind,
             folder,
             files,

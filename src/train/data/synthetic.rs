@@ -94,10 +94,45 @@ pub fn write_mnist(dir: &Path, train: usize, test: usize, gzip: bool, seed: u64)
     Ok(())
 }
 
-/// A whole synthetic data root (`cifar10/`, `mnist/`, `fashion-mnist/`), small enough for CPU
-/// tests.
+/// A whole synthetic data root (`cifar10/`, `mnist/`, `fashion-mnist/`, and `fortunes/` with a
+/// 700-record text corpus), small enough for CPU tests.
 pub fn write_root(root: &Path, seed: u64) -> Result<()> {
     write_cifar10(&root.join("cifar10"), 200, 200, true, seed)?;
     write_mnist(&root.join("mnist"), 1000, 200, true, seed + 1)?;
-    write_mnist(&root.join("fashion-mnist"), 1000, 200, true, seed + 2)
+    write_mnist(&root.join("fashion-mnist"), 1000, 200, true, seed + 2)?;
+    let record = super::text::BLOCK as usize + 1;
+    write_text(&root.join("fortunes/synthetic.txt"), 700 * record, seed + 3)
+}
+
+/// Writes a text corpus of about `bytes` bytes to `path`: sentences drawn from a small grammar
+/// (a learnable next byte, not a trivial one), entries separated by `%` lines as in `fortunes`.
+pub fn write_text(path: &Path, bytes: usize, seed: u64) -> Result<()> {
+    const SUBJECTS: [&str; 6] = ["the cat", "a dog", "my friend", "the old man", "she", "we"];
+    const VERBS: [&str; 5] = ["sees", "likes", "finds", "keeps", "wants"];
+    const OBJECTS: [&str; 6] = [
+        "a fish",
+        "the moon",
+        "some bread",
+        "two books",
+        "it",
+        "water",
+    ];
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let mut text = String::with_capacity(bytes + 64);
+    while text.len() < bytes {
+        let pick =
+            |rng: &mut ChaCha8Rng, words: &[&'static str]| words[rng.gen_range(0..words.len())];
+        let s = pick(&mut rng, &SUBJECTS);
+        let v = pick(&mut rng, &VERBS);
+        let o = pick(&mut rng, &OBJECTS);
+        text += &format!("{s} {v} {o}.\n");
+        if rng.gen_range(0..4) == 0 {
+            text += "%\n";
+        }
+    }
+    text.truncate(bytes);
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
+    }
+    std::fs::write(path, text).map_err(|e| Error::io(path, e))
 }

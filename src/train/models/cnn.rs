@@ -1,61 +1,14 @@
-//! The networks candidates are trained on, by name, built for K members at once.
+//! The convolutional networks, by name, built for K members at once.
 //!
-//! Each architecture is written once, as a list of layers. `Net` builds it for K ≥ 1 members that
+//! Each architecture is written once, as a list of layers. `Cnn` builds it for K ≥ 1 members that
 //! see the same batch: convolutions with `groups = K`, batched linear layers, per-member BatchNorm.
 //! Every parameter has a leading member dimension `[K, …]` (so the optimizer can keep all members
 //! in one `[K, P]` buffer and broadcast per-member hyperparameters), and every member starts from
 //! the same initial weights, the ones a single model gets from the same seed. K = 1 is the plain
 //! network.
+use super::{Layout, ModelKind, Precision};
 use crate::train::data::DatasetKind;
-use serde::{Deserialize, Serialize};
 use tch::{nn, Kind, Tensor};
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum ModelKind {
-    /// The published CIFAR-10 CNN: two blocks of [conv3×3, BN, ReLU, conv3×3, ReLU, maxpool 2,
-    /// dropout .25] with 32 then 64 channels, then linear →512, ReLU, dropout .5, linear 512→10.
-    MarfinetzCnn,
-    /// The published MNIST CNN: conv 32, pool, conv 64, pool, linear →256, dropout .3, linear →10.
-    MnistCnn,
-    /// Small enough for CPU tests and the quick config: conv 16 (no bias: BN follows), BN, ReLU,
-    /// pool, conv 32, ReLU, pool, linear →10. No dropout, so stacked and separate runs can be
-    /// compared exactly.
-    TinyCnn,
-}
-
-/// The arithmetic of the forward and backward passes. Weights and optimizer state stay float32
-/// either way; bf16 casts them per pass (mixed precision), which these CPUs run on AMX units.
-/// Part of the protocol: it changes results.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Precision {
-    #[default]
-    Fp32,
-    Bf16,
-}
-
-/// How activations and convolution weights lie in memory. The values are the same either way;
-/// the convolution kernels, and so the rounding, differ (`channels_last_equals_nchw_within_rounding`
-/// bounds it). Channels-last (NHWC) is the layout oneDNN's and cuDNN's fastest convolutions take:
-/// the evaluation bench measures what it gains.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Layout {
-    #[default]
-    ChannelsLast,
-    Nchw,
-}
-
-impl Layout {
-    /// `t` (shaped `[N, C, H, W]`) with this layout's strides; the shape is unchanged.
-    pub fn apply(self, t: Tensor) -> Tensor {
-        match self {
-            Layout::Nchw => t,
-            Layout::ChannelsLast => t.permute([0, 2, 3, 1]).contiguous().permute([0, 3, 1, 2]),
-        }
-    }
-}
 
 /// One layer of an architecture.
 #[derive(Clone, Copy, Debug)]
@@ -122,6 +75,8 @@ fn architecture(kind: ModelKind, classes: i64) -> Vec<Layer> {
             Flatten,
             Linear(classes),
         ],
+        // Not a CNN: `Net::for_task` builds `gpt::Gpt` for it.
+        ModelKind::GptTiny => Vec::new(),
     }
 }
 
@@ -148,7 +103,7 @@ enum Built {
 }
 
 /// K copies of one architecture, trained side by side on the same batches.
-pub struct Net {
+pub struct Cnn {
     members: i64,
     layers: Vec<Built>,
     /// Compute in this kind instead of the parameters' own (mixed precision).
@@ -157,15 +112,15 @@ pub struct Net {
 }
 
 /// PyTorch's default initialisation for conv and linear layers: U(±1/√fan_in) for weight and bias.
-fn uniform(shape: &[i64], fan_in: i64, device: tch::Device) -> Tensor {
+pub(super) fn uniform(shape: &[i64], fan_in: i64, device: tch::Device) -> Tensor {
     let bound = 1.0 / (fan_in as f64).sqrt();
     Tensor::rand(shape, (Kind::Float, device)) * (2.0 * bound) - bound
 }
 
-impl Net {
+impl Cnn {
     /// Builds `kind` for `members` members under `p`. Initial weights are drawn once (for one
     /// member, in a fixed order) and copied to every member.
-    pub fn new(kind: ModelKind, p: &nn::Path, dataset: DatasetKind, members: i64) -> Net {
+    pub fn new(kind: ModelKind, p: &nn::Path, dataset: DatasetKind, members: i64) -> Cnn {
         let device = p.device();
         let var = |layer: usize, name: &str, init: Tensor| {
             let shape: Vec<i64> = [members]
@@ -209,7 +164,7 @@ impl Net {
                 }
             });
         }
-        Net {
+        Cnn {
             members,
             layers,
             compute: None,
@@ -218,7 +173,7 @@ impl Net {
     }
 
     /// The same network computing in `precision` (bf16: weights cast per pass, logits float32).
-    pub fn with_precision(mut self, precision: Precision) -> Net {
+    pub fn with_precision(mut self, precision: Precision) -> Cnn {
         self.compute = match precision {
             Precision::Fp32 => None,
             Precision::Bf16 => Some(Kind::BFloat16),
@@ -227,7 +182,7 @@ impl Net {
     }
 
     /// The same network with activations and convolution weights in `layout`.
-    pub fn with_layout(mut self, layout: Layout) -> Net {
+    pub fn with_layout(mut self, layout: Layout) -> Cnn {
         self.layout = layout;
         self
     }
@@ -367,14 +322,4 @@ pub fn forward_flops(kind: ModelKind, dataset: DatasetKind) -> (f64, f64) {
         })
         .sum();
     (conv, linear)
-}
-
-/// Number of trainable parameters of one `kind` network on `dataset`.
-pub fn parameter_count(kind: ModelKind, dataset: DatasetKind) -> i64 {
-    let vs = nn::VarStore::new(tch::Device::Cpu);
-    let _ = Net::new(kind, &vs.root(), dataset, 1);
-    vs.trainable_variables()
-        .iter()
-        .map(|t| t.numel() as i64)
-        .sum()
 }
