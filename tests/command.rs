@@ -88,6 +88,12 @@ impl Setup {
         Setup { dir, script }
     }
 
+    /// A config of one well-behaved command task on `seeds` seeds, logging to `log`.
+    fn ok_config(&self, log: &Path, seeds: u64) -> PathBuf {
+        let tasks = vec![task("script", &self.script, "ok", log, 60)];
+        self.write("c.json", &config(tasks, seeds, small_search(4, 1)))
+    }
+
     fn path(&self, name: &str) -> PathBuf {
         self.dir.path().join(name)
     }
@@ -125,14 +131,7 @@ fn genome(name: &str) -> PathBuf {
 fn a_command_task_scores_genomes_through_the_contract() {
     let s = Setup::new();
     let log = s.path("calls.log");
-    let cfg = s.write(
-        "c.json",
-        &config(
-            vec![task("script", &s.script, "ok", &log, 60)],
-            2,
-            small_search(4, 1),
-        ),
-    );
+    let cfg = s.ok_config(&log, 2);
     let (doc, _) = s.replay(&cfg, &[genome("adam"), genome("sgd-momentum")]);
     // Adam trains once per seed, through the same script; the genome once per seed.
     let calls = calls(&log);
@@ -220,14 +219,7 @@ fn gone(pid: &str) -> bool {
 fn hostile_genome_names_never_reach_the_command_line_and_bad_commands_are_refused() {
     let s = Setup::new();
     let log = s.path("calls.log");
-    let cfg = s.write(
-        "c.json",
-        &config(
-            vec![task("script", &s.script, "ok", &log, 60)],
-            1,
-            small_search(4, 1),
-        ),
-    );
+    let cfg = s.ok_config(&log, 1);
     let pwned = s.path("pwned");
     let mut hostile: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(genome("adamw")).unwrap()).unwrap();

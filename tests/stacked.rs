@@ -1,6 +1,8 @@
 //! Stacked candidates: K genomes trained side by side in one grouped network give the same losses
 //! and parameters as K separate runs, and a diverging member does not leak into the others. The
 //! channels-last layout computes the same networks as NCHW.
+mod common;
+use common::{rel, train_task};
 use evolve::genome::{shipped, Genome};
 use evolve::train::data::{synthetic, Dataset, DatasetKind};
 use evolve::train::models::{Layout, ModelKind};
@@ -57,35 +59,6 @@ fn train_for(
     steps: u64,
 ) -> (Tensor, Vec<(String, Tensor)>) {
     train_task(&task(), genomes, data, kind, steps)
-}
-
-/// `train_for` on `task`.
-fn train_task(
-    task: &Task,
-    genomes: &[Genome],
-    data: &Dataset,
-    kind: Kind,
-    steps: u64,
-) -> (Tensor, Vec<(String, Tensor)>) {
-    let mut trainer = Trainer::with_precision(task, genomes, 4, data, Device::Cpu, kind);
-    let losses: Vec<Tensor> = (0..steps).map(|_| trainer.step()).collect();
-    let k = genomes.len() as i64;
-    let mut vars: Vec<(String, Tensor)> = trainer
-        .vs
-        .variables()
-        .into_iter()
-        .map(|(n, t)| (n, t.detach().reshape([k, -1])))
-        .collect();
-    vars.sort_by(|a, b| a.0.cmp(&b.0));
-    let losses = match losses.is_empty() {
-        true => Tensor::zeros([0, k], (Kind::Float, Device::Cpu)),
-        false => Tensor::stack(&losses, 0),
-    };
-    (losses, vars)
-}
-
-fn rel(a: &Tensor, b: &Tensor) -> f64 {
-    (a - b).norm().double_value(&[]) / b.norm().double_value(&[]).max(1e-30)
 }
 
 /// For each member: the largest relative difference between its stacked run and its separate

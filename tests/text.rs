@@ -5,6 +5,7 @@
 mod common;
 
 use common::cli::{bare, refused, run};
+use common::{rel, train_task};
 use evolve::config::Config;
 use evolve::genome::{shipped, Genome};
 use evolve::train::data::{loader::BatchStream, DatasetKind};
@@ -269,42 +270,21 @@ fn a_text_task_is_validated_with_its_fields_named() {
     );
 }
 
-/// Losses per step `[steps, K]` and the final variables as `[K, -1]`, sorted by name.
-fn train(task: &Task, genomes: &[Genome], data: &Dataset, kind: Kind) -> (Tensor, Vec<Tensor>) {
-    let mut trainer = Trainer::with_precision(task, genomes, 4, data, Device::Cpu, kind);
-    let losses: Vec<Tensor> = (0..task.steps).map(|_| trainer.step()).collect();
-    let k = genomes.len() as i64;
-    let mut vars: Vec<(String, Tensor)> = trainer
-        .vs
-        .variables()
-        .into_iter()
-        .map(|(n, t)| (n, t.detach().reshape([k, -1])))
-        .collect();
-    vars.sort_by(|a, b| a.0.cmp(&b.0));
-    (
-        Tensor::stack(&losses, 0),
-        vars.into_iter().map(|(_, t)| t).collect(),
-    )
-}
-
-fn rel(a: &Tensor, b: &Tensor) -> f64 {
-    (a - b).norm().double_value(&[]) / b.norm().double_value(&[]).max(1e-30)
-}
-
 #[test]
 fn stacked_transformer_members_equal_separate_runs_in_float64() {
     let dir = tempfile::tempdir().unwrap();
     let data = load(&corpus(dir.path(), 300, 0));
     let task = lm_task(20);
     let genomes: Vec<Genome> = ["adam", "lion", "eve"].iter().map(|n| shipped(n)).collect();
-    let (losses, vars) = train(&task, &genomes, &data, Kind::Double);
+    let (losses, vars) = train_task(&task, &genomes, &data, Kind::Double, task.steps);
     for k in 0..genomes.len() {
-        let (alone, alone_vars) = train(&task, &genomes[k..=k], &data, Kind::Double);
+        let (alone, alone_vars) =
+            train_task(&task, &genomes[k..=k], &data, Kind::Double, task.steps);
         let loss_err = rel(&losses.select(1, k as i64), &alone.select(1, 0));
         let var_err = vars
             .iter()
             .zip(&alone_vars)
-            .map(|(s, v)| rel(&s.get(k as i64), &v.get(0)))
+            .map(|((_, s), (_, v))| rel(&s.get(k as i64), &v.get(0)))
             .fold(0.0, f64::max);
         eprintln!(
             "{}: losses {loss_err:.2e}, parameters {var_err:.2e}",
@@ -322,7 +302,7 @@ fn stacked_transformer_members_equal_separate_runs_in_float64() {
         bool::try_from(last.lt_tensor(&first).all()).unwrap(),
         "{first} → {last}"
     );
-    assert!(rel(&vars[0].get(0), &vars[0].get(1)) > 1e-3);
+    assert!(rel(&vars[0].1.get(0), &vars[0].1.get(1)) > 1e-3);
 }
 
 #[test]
@@ -350,4 +330,64 @@ fn a_transformer_run_is_deterministic_scores_bits_per_byte_and_survives_a_diverg
     assert!(a[0].test_acc.is_some_and(|t| t > 0.2));
     let score = evolve::train::fitness::TaskScore::from_runs("lm", a[..1].to_vec());
     assert!((score.bits_per_byte().unwrap() - bits).abs() < 1e-12);
+}
+
+#[test]
+fn a_language_model_task_in_the_held_out_protocol_is_reported_in_bits_per_byte() {
+    let base = common::run::Fixture::new(&common::run::tiny_config(4, 1));
+    let patched = base.config_with(serde_json::json!({
+        "holdout": {
+            "protocol": {
+                "tasks": [{ "name": "lm", "dataset": "text", "model": "gpt-tiny", "train_subset": 300,
+                            "batch": 8, "steps": 20, "validation": 100,
+                            "transformer": { "context": 32, "width": 32, "depth": 1, "heads": 2 } }],
+                "seeds": 1, "seed": 9
+            },
+            "every": 1, "top": 1
+        }
+    }));
+    let f = common::run::Fixture::new(&std::fs::read_to_string(patched).unwrap());
+    let run = f.path("run");
+    common::run::ok(f.start(&run, &[]));
+    let summary = std::fs::read_to_string(run.join("summary.md")).unwrap();
+    assert!(
+        summary.contains("lm (20 steps)") || summary.contains("lm 1."),
+        "{summary}"
+    );
+    assert!(summary.contains("bits/byte"), "{summary}");
+    for line in common::run::history(&run)
+        .iter()
+        .filter(|l| l["stage"] == "holdout")
+    {
+        let run = &line["score"]["tasks"][0]["runs"][0];
+        assert!(
+            run["score_loss"].as_f64().is_some_and(|l| l > 0.0),
+            "{line}"
+        );
+    }
+}
+
+#[test]
+fn bf16_mixed_precision_trains_the_transformer_reproducibly_and_changes_results() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = load(&corpus(dir.path(), 300, 0));
+    let fp32 = lm_task(30);
+    let bf16 = Task {
+        precision: evolve::train::models::Precision::Bf16,
+        ..lm_task(30)
+    };
+    let run = |task: &Task| {
+        train_stacked(task, &[shipped("adam")], 2, &data, false, None, &|_| {})
+            .unwrap()
+            .remove(0)
+    };
+    let (a, b, f) = (run(&bf16), run(&bf16), run(&fp32));
+    assert_eq!(a.losses, b.losses, "bf16 is reproducible");
+    assert_ne!(a.losses, f.losses, "bf16 computes differently");
+    assert_ne!(a.score_loss, f.score_loss, "and scores differently");
+    eprintln!(
+        "bf16 {:?} {} fp32 {:?} {}",
+        a.score_loss, a.score_acc, f.score_loss, f.score_acc
+    );
+    assert!(a.score_acc > 0.2, "bf16 next-byte accuracy {}", a.score_acc);
 }

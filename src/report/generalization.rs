@@ -57,6 +57,11 @@ pub struct HeldOutTask {
     #[serde(rename = "adam_val_acc")]
     pub adam_score_acc: f64,
     pub adam_test_acc: Option<f64>,
+    /// A text task's validation loss in bits per byte, the genome's and Adam's.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bits_per_byte: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub adam_bits_per_byte: Option<f64>,
 }
 
 /// A comparator (the published genome by default) held out: how it fares against Adam and the
@@ -128,13 +133,22 @@ pub fn generalization(cp: &Checkpoint) -> Option<Generalization> {
                     s.tasks
                         .iter()
                         .zip(adam)
-                        .map(|(t, a)| HeldOutTask {
-                            task: t.task.clone(),
-                            vs_adam: t.fitness / a.first_runs(t.runs.len()).fitness,
-                            score_acc: t.score_acc_mean,
-                            test_acc: t.test_acc_mean,
-                            adam_score_acc: a.score_acc_mean,
-                            adam_test_acc: a.test_acc_mean,
+                        .map(|(t, a)| {
+                            let text = holdout
+                                .protocol
+                                .tasks
+                                .iter()
+                                .any(|task| task.name == t.task && !task.dataset.is_image());
+                            HeldOutTask {
+                                task: t.task.clone(),
+                                vs_adam: t.fitness / a.first_runs(t.runs.len()).fitness,
+                                score_acc: t.score_acc_mean,
+                                test_acc: t.test_acc_mean,
+                                adam_score_acc: a.score_acc_mean,
+                                adam_test_acc: a.test_acc_mean,
+                                bits_per_byte: t.bits_per_byte().filter(|_| text),
+                                adam_bits_per_byte: a.bits_per_byte().filter(|_| text),
+                            }
                         })
                         .collect()
                 }),

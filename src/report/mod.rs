@@ -148,14 +148,18 @@ pub fn generalization_markdown(g: &Generalization) -> String {
             .tasks
             .iter()
             .map(|t| {
+                let bits =
+                    |b: Option<f64>| b.map_or(String::new(), |b| format!(", {b:.3} bits/byte"));
                 format!(
-                    "{} {:.3}×, {:.2}%, test {} ({:.2}%, test {})",
+                    "{} {:.3}×, {:.2}%, test {}{} ({:.2}%, test {}{})",
                     t.task,
                     t.vs_adam,
                     100.0 * t.score_acc,
                     percent(t.test_acc),
+                    bits(t.bits_per_byte),
                     100.0 * t.adam_score_acc,
-                    percent(t.adam_test_acc)
+                    percent(t.adam_test_acc),
+                    bits(t.adam_bits_per_byte)
                 )
             })
             .collect();

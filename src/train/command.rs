@@ -32,6 +32,8 @@ pub const MAX_TIMEOUT_S: u64 = 7 * 24 * 3600;
 /// What a whole argument may be, and what replaces it: the exported optimizer's path, the genome
 /// JSON's path, the run's seed and the task's steps.
 pub const PLACEHOLDERS: [&str; 4] = ["{optimizer}", "{genome}", "{seed}", "{steps}"];
+/// Bytes of a script's output kept (the end of it).
+const KEPT: usize = 8 << 20;
 /// Characters of stderr kept with a failed run.
 const STDERR_TAIL: usize = 1500;
 /// How long a script has to exit after SIGTERM before SIGKILL.
@@ -249,14 +251,28 @@ fn execute(argv: &[String], timeout: Duration, task: &str) -> Result<Ended> {
     })
 }
 
-/// Reads a pipe to its end on a thread of its own (so a script filling one pipe never blocks).
+/// Reads a pipe to its end on a thread of its own (so a script filling one pipe never blocks),
+/// keeping the last `KEPT` bytes: the result line is the last one, and a chatty script cannot
+/// fill memory.
 fn drain(pipe: Option<impl Read + Send + 'static>) -> std::thread::JoinHandle<String> {
     std::thread::spawn(move || {
-        let mut bytes = Vec::new();
-        if let Some(mut pipe) = pipe {
-            let _ = pipe.read_to_end(&mut bytes);
+        let mut kept = Vec::new();
+        let mut chunk = [0u8; 1 << 16];
+        let Some(mut pipe) = pipe else {
+            return String::new();
+        };
+        loop {
+            match pipe.read(&mut chunk) {
+                Ok(0) => break,
+                Ok(n) => kept.extend_from_slice(&chunk[..n]),
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(_) => break,
+            }
+            if kept.len() > 2 * KEPT {
+                kept.drain(..kept.len() - KEPT);
+            }
         }
-        String::from_utf8_lossy(&bytes).into_owned()
+        String::from_utf8_lossy(&kept).into_owned()
     })
 }
 

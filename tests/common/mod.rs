@@ -5,7 +5,7 @@ pub mod cli;
 pub mod run;
 use evolve::genome::Genome;
 use evolve::optim::UpdateRule;
-use tch::{nn, Kind, Tensor};
+use tch::{nn, Device, Kind, Tensor};
 
 /// A two-layer MLP regression problem: fixed initial weights and a fixed stream of batches.
 pub struct Problem {
@@ -156,4 +156,37 @@ pub fn run_venv_python(script: &str, dir: &std::path::Path) -> String {
         String::from_utf8_lossy(&out.stderr)
     );
     stdout
+}
+
+/// `steps` steps of `genomes` stacked on `task` (seed 4, on the CPU, in `kind`): losses per step
+/// `[steps, K]` and the final variables, trainable and running statistics, each as `[K, -1]`
+/// (member k's values in row k), sorted by name.
+pub fn train_task(
+    task: &evolve::train::Task,
+    genomes: &[Genome],
+    data: &evolve::train::data::Dataset,
+    kind: Kind,
+    steps: u64,
+) -> (Tensor, Vec<(String, Tensor)>) {
+    let mut trainer =
+        evolve::train::Trainer::with_precision(task, genomes, 4, data, Device::Cpu, kind);
+    let losses: Vec<Tensor> = (0..steps).map(|_| trainer.step()).collect();
+    let k = genomes.len() as i64;
+    let mut vars: Vec<(String, Tensor)> = trainer
+        .vs
+        .variables()
+        .into_iter()
+        .map(|(n, t)| (n, t.detach().reshape([k, -1])))
+        .collect();
+    vars.sort_by(|a, b| a.0.cmp(&b.0));
+    let losses = match losses.is_empty() {
+        true => Tensor::zeros([0, k], (Kind::Float, Device::Cpu)),
+        false => Tensor::stack(&losses, 0),
+    };
+    (losses, vars)
+}
+
+/// ‖a − b‖ / ‖b‖.
+pub fn rel(a: &Tensor, b: &Tensor) -> f64 {
+    (a - b).norm().double_value(&[]) / b.norm().double_value(&[]).max(1e-30)
 }
