@@ -6,7 +6,7 @@ use common::{rel, train_task};
 use evolve::genome::{shipped, Genome};
 use evolve::train::data::{synthetic, Dataset, DatasetKind};
 use evolve::train::models::{Layout, ModelKind};
-use evolve::train::{train_stacked, ScoreOn, Task, Trainer};
+use evolve::train::{train_stacked, ScoreOn, Task};
 use tch::{Device, Kind, Tensor};
 
 const STEPS: u64 = 50;

@@ -11,9 +11,9 @@ use evolve::genome::{shipped, Genome};
 use evolve::train::data::{loader::BatchStream, DatasetKind};
 use evolve::train::data::{synthetic, text, Dataset, Source};
 use evolve::train::models::{gpt, ModelKind};
-use evolve::train::{train_stacked, ScoreOn, Task, Trainer};
+use evolve::train::{train_stacked, ScoreOn, Task};
 use std::path::{Path, PathBuf};
-use tch::{Device, Kind, Tensor};
+use tch::{Kind, Tensor};
 
 const RECORD: usize = text::BLOCK as usize + 1;
 
