@@ -60,7 +60,7 @@ impl Search {
             (None, false) => Vec::new(),
         };
         let resolve = |seed: String| {
-            let genome = match crate::genome::SHIPPED.iter().any(|(n, _)| *n == seed) {
+            let genome = match crate::genome::is_shipped(&seed) {
                 true => crate::genome::shipped(&seed),
                 false => Genome::load(Path::new(&seed))?,
             };
@@ -169,7 +169,7 @@ impl Holdout {
     pub fn comparator_genomes(&self) -> Vec<crate::genome::Genome> {
         self.comparators
             .iter()
-            .filter(|n| crate::genome::SHIPPED.iter().any(|(s, _)| s == n))
+            .filter(|n| crate::genome::is_shipped(n))
             .map(|n| crate::genome::shipped(n))
             .collect()
     }
@@ -333,10 +333,10 @@ impl Config {
                 if name == "adam" {
                     return Err(format!("field `holdout.comparators[{i}]`: `adam` is the yardstick every genome is scored against already; name another shipped genome"));
                 }
-                if !crate::genome::SHIPPED.iter().any(|(s, _)| s == name) {
+                if !crate::genome::is_shipped(name) {
                     return Err(format!(
                         "field `holdout.comparators[{i}]`: `{name}` is not a shipped genome; allowed: {}",
-                        crate::genome::SHIPPED.map(|(name, _)| name).join(", ")
+                        crate::genome::shipped_names()
                     ));
                 }
             }
@@ -353,11 +353,11 @@ impl Config {
             ));
         }
         for (i, seed) in s.seed_genomes.iter().flatten().enumerate() {
-            let known = crate::genome::SHIPPED.iter().any(|(name, _)| name == seed);
+            let known = crate::genome::is_shipped(seed);
             if !known && !seed.ends_with(".json") {
                 return Err(format!(
                     "field `search.seed_genomes[{i}]`: `{seed}` is not a shipped genome; allowed: {}, or a path to a genome file (ending in .json)",
-                    crate::genome::SHIPPED.map(|(name, _)| name).join(", ")
+                    crate::genome::shipped_names()
                 ));
             }
         }

@@ -61,6 +61,13 @@ fn load(path: &Path) -> Dataset {
     .unwrap()
 }
 
+/// A loaded synthetic corpus of 300 whole records (270 for training, 30 for testing).
+fn corpus_of_300() -> (tempfile::TempDir, Dataset) {
+    let dir = tempfile::tempdir().unwrap();
+    let data = load(&corpus(dir.path(), 300, 0));
+    (dir, data)
+}
+
 fn bytes_of(t: &Tensor) -> Vec<u8> {
     Vec::<u8>::try_from(t.reshape([-1])).unwrap()
 }
@@ -95,8 +102,7 @@ fn records_are_the_corpus_in_order_with_the_test_split_at_its_end() {
 
 #[test]
 fn no_training_window_reads_the_validation_split() {
-    let dir = tempfile::tempdir().unwrap();
-    let d = load(&corpus(dir.path(), 300, 0));
+    let (_dir, d) = corpus_of_300();
     let task = lm_task(1);
     let pool = task.train_pool(&d);
     assert_eq!(pool, 270 - 40);
@@ -272,8 +278,7 @@ fn a_text_task_is_validated_with_its_fields_named() {
 
 #[test]
 fn stacked_transformer_members_equal_separate_runs_in_float64() {
-    let dir = tempfile::tempdir().unwrap();
-    let data = load(&corpus(dir.path(), 300, 0));
+    let (_dir, data) = corpus_of_300();
     let task = lm_task(20);
     let genomes: Vec<Genome> = ["adam", "lion", "eve"].iter().map(|n| shipped(n)).collect();
     let (losses, vars) = train_task(&task, &genomes, &data, Kind::Double, task.steps);
@@ -307,8 +312,7 @@ fn stacked_transformer_members_equal_separate_runs_in_float64() {
 
 #[test]
 fn a_transformer_run_is_deterministic_scores_bits_per_byte_and_survives_a_diverging_member() {
-    let dir = tempfile::tempdir().unwrap();
-    let data = load(&corpus(dir.path(), 300, 0));
+    let (_dir, data) = corpus_of_300();
     let task = lm_task(30);
     let mut exploding = shipped("sgd-momentum");
     exploding.lr = 1e5;
@@ -369,8 +373,7 @@ fn a_language_model_task_in_the_held_out_protocol_is_reported_in_bits_per_byte()
 
 #[test]
 fn bf16_mixed_precision_trains_the_transformer_reproducibly_and_changes_results() {
-    let dir = tempfile::tempdir().unwrap();
-    let data = load(&corpus(dir.path(), 300, 0));
+    let (_dir, data) = corpus_of_300();
     let fp32 = lm_task(30);
     let bf16 = Task {
         precision: evolve::train::models::Precision::Bf16,

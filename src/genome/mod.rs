@@ -376,6 +376,16 @@ pub const SHIPPED: [(&str, &str); 8] = [
 /// from by the shipped configs.
 pub const PUBLISHED: &str = "marfinetz2025-evolved";
 
+/// Whether `name` is a shipped genome's.
+pub fn is_shipped(name: &str) -> bool {
+    SHIPPED.iter().any(|(n, _)| *n == name)
+}
+
+/// The shipped genomes' names, for messages that list what is allowed.
+pub fn shipped_names() -> String {
+    SHIPPED.map(|(name, _)| name).join(", ")
+}
+
 /// A shipped genome by name (see `SHIPPED`).
 pub fn shipped(name: &str) -> Genome {
     let (_, text) = SHIPPED

@@ -269,13 +269,8 @@ fn holdout_due(cp: &Checkpoint) -> bool {
 fn held_out_candidates(cp: &Checkpoint) -> Vec<(usize, Genome)> {
     let mut list: Vec<Genome> = held_out_leaders(cp).cloned().collect();
     let tuned = cp.stages.holdout.tuned().map(|e| e.genome.clone());
-    let comparators = cp
-        .config
-        .holdout
-        .as_ref()
-        .map_or(Vec::new(), |h| h.comparator_genomes());
     let baselines = std::iter::once(adam_baseline()).chain(tuned);
-    for baseline in baselines.chain(comparators) {
+    for baseline in baselines.chain(comparators(cp)) {
         if !list.iter().any(|g| g.hash() == baseline.hash()) {
             list.push(baseline);
         }
@@ -289,16 +284,20 @@ fn held_out_leaders(cp: &Checkpoint) -> impl Iterator<Item = &Genome> {
     cp.hall_of_fame.leaders.iter().take(top).map(|e| &e.genome)
 }
 
+/// The held-out protocol's comparators (none without one).
+fn comparators(cp: &Checkpoint) -> Vec<Genome> {
+    cp.config
+        .holdout
+        .as_ref()
+        .map_or(Vec::new(), |h| h.comparator_genomes())
+}
+
 /// Whether the genome with `hash` is held out only to be compared with: a comparator that is
 /// not also one of the search's leaders. It is never `best.json`, which holds what the search
 /// found (or a baseline when it found nothing better).
 fn comparator(cp: &Checkpoint, hash: &str) -> bool {
-    let comparators = cp
-        .config
-        .holdout
-        .as_ref()
-        .map_or(Vec::new(), |h| h.comparator_genomes());
-    comparators.iter().any(|g| g.hash() == hash) && !held_out_leaders(cp).any(|g| g.hash() == hash)
+    comparators(cp).iter().any(|g| g.hash() == hash)
+        && !held_out_leaders(cp).any(|g| g.hash() == hash)
 }
 
 /// Adam's scores under `stage`'s protocol: restored from the checkpoint, or trained now (counted
@@ -547,7 +546,7 @@ fn record(
         false => state.results[index] = Some(evaluation.clone()),
     }
     let yardstick = held_out_yardstick(cp);
-    let compared_only = comparator(cp, &evaluation.hash);
+    let compared_only = stage == Stage::Holdout && comparator(cp, &evaluation.hash);
     let fame = &mut cp.hall_of_fame;
     match stage {
         // A pruned run is scored, but never a leader: it stopped short.
