@@ -355,13 +355,12 @@ fn score_members(
     Ok((scored, test))
 }
 
-/// Each member's summed cross-entropy `[K]` from logits `[K, M, classes]` and labels of any
-/// shape holding M values (`[N]` for images, `[N, T]` for text).
-fn member_loss_sums(logits: &Tensor, y: &Tensor) -> Tensor {
+/// Each label's cross-entropy for each member, `[K, M]`, from logits `[K, M, classes]` and labels
+/// of any shape holding M values (`[N]` for images, `[N, T]` for text).
+fn member_cross_entropy(logits: &Tensor, y: &Tensor) -> Tensor {
     let (k, m, classes) = logits.size3().expect("[K, M, classes]");
     logits
         .reshape([k * m, classes])
-        .to_kind(Kind::Float)
         .cross_entropy_loss::<Tensor>(
             &y.reshape([-1]).to_kind(Kind::Int64).repeat([k]),
             None,
@@ -370,12 +369,16 @@ fn member_loss_sums(logits: &Tensor, y: &Tensor) -> Tensor {
             0.0,
         )
         .view([k, m])
-        .sum_dim_intlist(1, false, Kind::Float)
 }
 
-/// Mean cross-entropy of each member, `[K]` (see `member_loss_sums`).
+/// Mean cross-entropy of each member, `[K]`: the training loss.
 fn member_losses(logits: &Tensor, y: &Tensor) -> Tensor {
-    member_loss_sums(logits, y) / y.numel() as f64
+    member_cross_entropy(logits, y).mean_dim(1, false, Kind::Float)
+}
+
+/// Summed cross-entropy of each member, `[K]`, for a split scored pass by pass.
+fn member_loss_sums(logits: &Tensor, y: &Tensor) -> Tensor {
+    member_cross_entropy(logits, y).sum_dim_intlist(1, false, Kind::Float)
 }
 
 /// Each member's accuracy on inputs `x` (uint8 images or byte windows) with labels `y` (see
